@@ -1,0 +1,47 @@
+//! `mudar`: music-dance video understanding from the command line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod info;
+mod probe;
+mod progress;
+mod synth;
+
+/// Music-dance video understanding: decode dance videos, measure their music
+/// and dance rhythm, and build feature stores.
+///
+/// Inputs are local paths or URIs in any format GStreamer decodes (MP4, WebM,
+/// MKV, AVI, MOV, GIF; WAV, FLAC, OGG, MP3, M4A). Start with `mudar synth` to
+/// make sample dances, then `mudar probe` them. `mudar info` checks the
+/// installation.
+#[derive(Debug, Parser)]
+#[command(name = "mudar", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Probe(probe::Args),
+    Synth(synth::Args),
+    Info(info::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Probe(args) => probe::run(args),
+        Command::Synth(args) => synth::run(args),
+        Command::Info(args) => info::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("mudar: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

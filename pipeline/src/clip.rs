@@ -1,0 +1,296 @@
+//! Which parts of an input become clips, and assembling them from a stream.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::source::{AudioChunk, Packet, VideoFrame};
+
+/// A half-open interval `[start, end)` of media time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: Duration,
+    pub end: Duration,
+}
+
+impl Span {
+    pub fn new(start: Duration, end: Duration) -> Span {
+        assert!(start <= end, "span starts after it ends: {start:?} > {end:?}");
+        Span { start, end }
+    }
+
+    pub fn contains(&self, t: Duration) -> bool {
+        self.start <= t && t < self.end
+    }
+
+    pub fn length(&self) -> Duration {
+        self.end - self.start
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{:.3} s, {:.3} s)", self.start.as_secs_f64(), self.end.as_secs_f64())
+    }
+}
+
+/// How an input is cut into clips.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClipRule {
+    /// The whole input is one clip.
+    Whole,
+    /// Windows of `length` every `stride`, from the start; only windows that
+    /// fit entirely inside the input (a shorter input gives none).
+    Windows { length: Duration, stride: Duration },
+    /// The paper's rule (Sec. 4.1): `length` (8 s) centred on the middle of
+    /// the video, dropping its beginning and end. An input shorter than
+    /// `length` is taken whole.
+    Centered { length: Duration },
+}
+
+impl ClipRule {
+    /// The paper's 8 s centred clip.
+    pub const PAPER: ClipRule = ClipRule::Centered { length: Duration::from_secs(8) };
+
+    /// The clips of an input of `duration`, in order.
+    pub fn spans(&self, duration: Duration) -> Vec<Span> {
+        match *self {
+            ClipRule::Whole => vec![Span::new(Duration::ZERO, duration)],
+            ClipRule::Windows { length, stride } => {
+                assert!(!length.is_zero() && !stride.is_zero(), "windows need a positive length and stride");
+                (0u32..)
+                    .map(|k| stride * k)
+                    .take_while(|&start| start + length <= duration)
+                    .map(|start| Span::new(start, start + length))
+                    .collect()
+            }
+            ClipRule::Centered { length } => {
+                if duration <= length {
+                    return vec![Span::new(Duration::ZERO, duration)];
+                }
+                let start = (duration - length) / 2;
+                vec![Span::new(start, start + length)]
+            }
+        }
+    }
+
+    /// The part of the input that must be decoded for these clips (`None`: all of it).
+    pub fn decode_span(&self, duration: Option<Duration>) -> Option<Span> {
+        match (self, duration) {
+            (ClipRule::Centered { .. }, Some(d)) => self.spans(d).into_iter().next(),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for ClipRule {
+    type Err = String;
+    /// `whole`, `paper`, `centered:SECONDS` or `windows:LENGTH:STRIDE` (seconds).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let seconds = |v: &str| -> Result<Duration, String> {
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("{v:?} is not a positive number of seconds"))
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            ["whole"] => Ok(ClipRule::Whole),
+            ["paper"] => Ok(ClipRule::PAPER),
+            ["centered", length] => Ok(ClipRule::Centered { length: seconds(length)? }),
+            ["windows", length, stride] => Ok(ClipRule::Windows { length: seconds(length)?, stride: seconds(stride)? }),
+            _ => Err(format!(
+                "unknown clip rule {s:?} (expected whole, paper, centered:SECONDS or windows:LENGTH:STRIDE)"
+            )),
+        }
+    }
+}
+
+/// One clip's media: audio samples and frames whose time lies in `span`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clip {
+    pub span: Span,
+    /// Media time of `audio[0]`.
+    pub audio_start: Duration,
+    pub sample_rate: u32,
+    pub audio: Vec<f32>,
+    pub frames: Vec<VideoFrame>,
+}
+
+/// Cuts a stream of packets into clips, emitting each as soon as the stream
+/// has passed its end. Memory holds only the clips still open.
+#[derive(Debug)]
+pub struct ClipAssembler {
+    spans: VecDeque<Span>,
+    open: VecDeque<Clip>,
+    audio_time: Duration,
+    video_time: Duration,
+    has_audio: bool,
+    has_video: bool,
+}
+
+impl ClipAssembler {
+    /// Clips at `spans` (in order) from a stream carrying the given tracks.
+    pub fn new(spans: Vec<Span>, has_audio: bool, has_video: bool) -> ClipAssembler {
+        ClipAssembler {
+            spans: spans.into(),
+            open: VecDeque::new(),
+            audio_time: Duration::ZERO,
+            video_time: Duration::ZERO,
+            has_audio,
+            has_video,
+        }
+    }
+
+    /// Adds a packet; returns the clips it completed.
+    pub fn push(&mut self, packet: &Packet) -> Vec<Clip> {
+        match packet {
+            Packet::Audio(chunk) => {
+                self.open_until(chunk.end());
+                self.open.iter_mut().for_each(|clip| take_samples(clip, chunk));
+                self.audio_time = self.audio_time.max(chunk.end());
+            }
+            Packet::Video(frame) => {
+                self.open_until(frame.pts + Duration::from_nanos(1));
+                for clip in self.open.iter_mut().filter(|c| c.span.contains(frame.pts)) {
+                    clip.frames.push(frame.clone());
+                }
+                self.video_time = self.video_time.max(frame.pts + Duration::from_nanos(1));
+            }
+        }
+        let mut done = Vec::new();
+        while self.open.front().is_some_and(|c| self.passed(c.span.end)) {
+            done.extend(self.open.pop_front());
+        }
+        done
+    }
+
+    /// Ends the stream: clips still open are returned as they are (cut short).
+    pub fn finish(mut self) -> Vec<Clip> {
+        self.open_until(Duration::MAX);
+        self.open.into_iter().filter(|c| !c.audio.is_empty() || !c.frames.is_empty()).collect()
+    }
+
+    fn passed(&self, t: Duration) -> bool {
+        (!self.has_audio || self.audio_time >= t) && (!self.has_video || self.video_time >= t)
+    }
+
+    /// Opens every pending clip that starts before `t`.
+    fn open_until(&mut self, t: Duration) {
+        while let Some(span) = self.spans.front().copied().filter(|s| s.start < t) {
+            self.spans.pop_front();
+            self.open.push_back(Clip {
+                span,
+                audio_start: span.start,
+                sample_rate: 0,
+                audio: Vec::new(),
+                frames: Vec::new(),
+            });
+        }
+    }
+}
+
+/// Appends the samples of `chunk` that fall inside the clip's span.
+fn take_samples(clip: &mut Clip, chunk: &AudioChunk) {
+    let sr = chunk.sample_rate as f64;
+    // Sample i plays at pts + i/sr; keep those with start <= t < end.
+    let index = |t: Duration| {
+        ((t.as_secs_f64() - chunk.pts.as_secs_f64()) * sr).ceil().clamp(0.0, chunk.samples.len() as f64) as usize
+    };
+    let (from, to) = (index(clip.span.start), index(clip.span.end));
+    if from >= to {
+        return;
+    }
+    if clip.audio.is_empty() {
+        clip.sample_rate = chunk.sample_rate;
+        clip.audio_start = chunk.pts + crate::source::samples_to_duration(from as u64, chunk.sample_rate);
+    }
+    clip.audio.extend_from_slice(&chunk.samples[from..to]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn paper_rule_takes_eight_seconds_around_the_middle() {
+        assert_eq!(ClipRule::PAPER.spans(secs(20.0)), vec![Span::new(secs(6.0), secs(14.0))]);
+        assert_eq!(ClipRule::PAPER.spans(secs(5.0)), vec![Span::new(Duration::ZERO, secs(5.0))]);
+        assert_eq!(ClipRule::PAPER.decode_span(Some(secs(10.0))), Some(Span::new(secs(1.0), secs(9.0))));
+        assert_eq!(ClipRule::Whole.decode_span(Some(secs(10.0))), None);
+    }
+
+    #[test]
+    fn windows_fit_inside() {
+        let rule: ClipRule = "windows:4:3".parse().unwrap();
+        let starts: Vec<f64> = rule.spans(secs(11.0)).iter().map(|s| s.start.as_secs_f64()).collect();
+        assert_eq!(starts, vec![0.0, 3.0, 6.0]);
+        assert!(rule.spans(secs(3.9)).is_empty());
+        assert!("windows:4".parse::<ClipRule>().is_err());
+        assert!("centered:-1".parse::<ClipRule>().is_err());
+    }
+
+    fn stream(seconds: u32, sr: u32, fps: u32, chunk: usize) -> Vec<Packet> {
+        let total = (seconds * sr) as usize;
+        let mut packets = Vec::new();
+        let mut next_frame = 0u32;
+        for start in (0..total).step_by(chunk) {
+            let pts = crate::source::samples_to_duration(start as u64, sr);
+            // Frames are interleaved with audio in time order, as a demuxer would.
+            while secs(next_frame as f64 / fps as f64) <= pts {
+                let pts = secs(next_frame as f64 / fps as f64);
+                packets.push(Packet::Video(VideoFrame {
+                    pts,
+                    duration: secs(1.0 / fps as f64),
+                    width: 1,
+                    height: 1,
+                    rgb: vec![next_frame as u8; 3],
+                }));
+                next_frame += 1;
+            }
+            let samples = (start..(start + chunk).min(total)).map(|i| i as f32).collect();
+            packets.push(Packet::Audio(AudioChunk { pts, sample_rate: sr, samples }));
+        }
+        packets
+    }
+
+    #[test]
+    fn assembles_overlapping_windows_sample_exact() {
+        let spans = ClipRule::Windows { length: secs(2.0), stride: secs(1.0) }.spans(secs(5.0));
+        let mut asm = ClipAssembler::new(spans, true, true);
+        let mut clips = Vec::new();
+        let mut emitted_at = Vec::new();
+        for p in stream(5, 100, 4, 37) {
+            let done = asm.push(&p);
+            emitted_at.extend(done.iter().map(|_| p.pts()));
+            clips.extend(done);
+        }
+        assert!(asm.finish().is_empty(), "the last window ends at the end of the stream");
+        assert_eq!(clips.len(), 4);
+        for (k, clip) in clips.iter().enumerate() {
+            // Sample values are their index: window k holds exactly samples [100k, 100k + 200).
+            let expected: Vec<f32> = (100 * k..100 * k + 200).map(|i| i as f32).collect();
+            assert_eq!(clip.audio, expected, "clip {k}");
+            assert_eq!(clip.audio_start, secs(k as f64));
+            let frames: Vec<u8> = clip.frames.iter().map(|f| f.rgb[0]).collect();
+            assert_eq!(frames, (4 * k as u8..4 * k as u8 + 8).collect::<Vec<_>>());
+        }
+        // Each clip is emitted as soon as the stream passes its end, not at the end of the input.
+        assert!(emitted_at[0] < secs(2.5), "{emitted_at:?}");
+    }
+
+    #[test]
+    fn whole_clip_comes_at_finish() {
+        let mut asm = ClipAssembler::new(ClipRule::Whole.spans(secs(10.0)), true, false);
+        for p in stream(2, 50, 1, 10).iter().filter(|p| matches!(p, Packet::Audio(_))) {
+            assert!(asm.push(p).is_empty());
+        }
+        let clips = asm.finish();
+        assert_eq!(clips.len(), 1);
+        assert_eq!(clips[0].audio.len(), 100);
+    }
+}

@@ -1,0 +1,27 @@
+//! Ingestion and orchestration: GStreamer sources, clip selection, probing,
+//! synthetic media files, and the `mudar` command.
+//!
+//! - [`source`]: decodes any path or URI into mono f32 audio and RGB frames
+//!   with media timestamps, over a bounded channel.
+//! - [`clip`]: which spans of an input become clips, and cutting a packet
+//!   stream into them as it flows.
+//! - [`probe`]: duration and tracks of an input.
+//! - [`synth`]: renders synthetic dances into real media files.
+//! - [`error`]: the typed errors every input can end with.
+
+pub mod clip;
+pub mod error;
+pub mod input;
+pub mod probe;
+pub mod source;
+pub mod synth;
+
+pub use clip::{Clip, ClipAssembler, ClipRule, Span};
+pub use error::{ErrorKind, MediaError};
+pub use probe::{ProbeOptions, probe};
+pub use source::{AudioChunk, AudioOutput, MediaSource, Packet, Resize, SourceConfig, VideoFrame, VideoOutput};
+
+/// Initialises GStreamer once per process (cheap after the first call).
+pub fn init() -> Result<(), ErrorKind> {
+    gst::init().map_err(|e| ErrorKind::Gstreamer(format!("cannot initialise GStreamer: {e}")))
+}

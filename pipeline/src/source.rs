@@ -1,0 +1,649 @@
+//! A GStreamer decoding source: any local path or URI GStreamer can decode,
+//! delivered as mono f32 audio and RGB frames with media timestamps.
+//!
+//! ```text
+//!                       ┌ audio/x-raw ─ audioconvert ─ audioresample ─ {F32LE mono @ rate} ─ appsink ┐
+//! {uridecodebin uri=…} ─┤                                                                            ├─► bounded channel ─► MediaSource (Iterator)
+//!                       └ video/x-raw ─ videorate ─ [aspectratiocrop] ─ videoscale ─ videoconvert ─ {RGB W×H @ fps} ─ appsink ┘
+//!                         (other tracks ─ fakesink)
+//! ```
+//!
+//! Decoding runs on GStreamer's streaming threads. The appsinks hand each
+//! buffer to one bounded channel, and block when it is full: a slow consumer
+//! slows decoding, and memory stays bounded whatever the file's length. Both
+//! tracks share the channel, so the consumer sees them interleaved in the
+//! order the demuxer produces them and cannot deadlock waiting on one while
+//! the other fills up. Bus messages (errors, end of stream, preroll) travel on
+//! a second small channel, and a consumer waiting longer than the stall
+//! timeout for either gets [`ErrorKind::Stalled`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, select};
+use gst::glib;
+use gst::prelude::*;
+use gst_video::prelude::*;
+
+use crate::clip::Span;
+use crate::error::{ErrorKind, MediaError};
+
+/// How the frame is fitted into the output size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Resize {
+    /// Scale each axis independently to fill the output (the paper's plain
+    /// 256×256 resize); aspect ratio changes.
+    #[default]
+    Stretch,
+    /// Keep the aspect ratio and pad with black bars.
+    Letterbox,
+    /// Keep the aspect ratio and crop the centre to the output's aspect.
+    CenterCrop,
+}
+
+impl std::str::FromStr for Resize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "stretch" => Ok(Resize::Stretch),
+            "letterbox" => Ok(Resize::Letterbox),
+            "center-crop" => Ok(Resize::CenterCrop),
+            _ => Err(format!("unknown resize policy {s:?} (expected stretch, letterbox or center-crop)")),
+        }
+    }
+}
+
+/// Audio as delivered: mono f32 at `sample_rate` (channels are averaged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AudioOutput {
+    pub sample_rate: u32,
+}
+
+impl Default for AudioOutput {
+    fn default() -> Self {
+        AudioOutput { sample_rate: 16_000 }
+    }
+}
+
+/// Video as delivered: packed RGB frames of `width`×`height` at `fps`
+/// (frames are dropped or repeated to hold the rate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VideoOutput {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub resize: Resize,
+}
+
+impl Default for VideoOutput {
+    fn default() -> Self {
+        VideoOutput { width: 256, height: 256, fps: 8, resize: Resize::Stretch }
+    }
+}
+
+/// What to decode and how to deliver it.
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    /// Deliver audio; the input must have an audio track.
+    pub audio: Option<AudioOutput>,
+    /// Deliver video; the input must have a video track.
+    pub video: Option<VideoOutput>,
+    /// Decode only this part of the media (seeking to its start).
+    pub span: Option<Span>,
+    /// Packets buffered between GStreamer and the consumer.
+    pub capacity: usize,
+    /// Longest wait for the next packet before giving up.
+    pub stall_timeout: Duration,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            audio: Some(AudioOutput::default()),
+            video: Some(VideoOutput::default()),
+            span: None,
+            capacity: 32,
+            stall_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A run of mono samples; sample `i` plays at `pts + i / sample_rate`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudioChunk {
+    pub pts: Duration,
+    pub sample_rate: u32,
+    pub samples: Vec<f32>,
+}
+
+impl AudioChunk {
+    /// Media time just after the last sample.
+    pub fn end(&self) -> Duration {
+        self.pts + samples_to_duration(self.samples.len() as u64, self.sample_rate)
+    }
+}
+
+/// One frame of packed RGB, `width * height * 3` bytes, shown from `pts` for `duration`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VideoFrame {
+    pub pts: Duration,
+    pub duration: Duration,
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+impl VideoFrame {
+    /// The pixel at column `x`, row `y`.
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = 3 * (y * self.width + x) as usize;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+}
+
+/// What a source delivers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Packet {
+    Audio(AudioChunk),
+    Video(VideoFrame),
+}
+
+impl Packet {
+    pub fn pts(&self) -> Duration {
+        match self {
+            Packet::Audio(a) => a.pts,
+            Packet::Video(v) => v.pts,
+        }
+    }
+}
+
+pub(crate) fn samples_to_duration(samples: u64, sample_rate: u32) -> Duration {
+    Duration::from_nanos((samples as u128 * 1_000_000_000 / sample_rate as u128) as u64)
+}
+
+/// Bus messages the consumer acts on.
+#[derive(Debug)]
+enum Control {
+    Prerolled,
+    Eos,
+    Error(ErrorKind),
+    /// A decoder or demuxer recovered from bad data.
+    Warning(String),
+    MissingPlugin(String),
+}
+
+/// The tracks the decoder found, filled in from its `pad-added` signal.
+#[derive(Debug, Default)]
+struct Tracks {
+    audio: bool,
+    video: bool,
+}
+
+enum State {
+    Running,
+    /// The pipeline stopped: deliver what is buffered, then this outcome.
+    Draining(Result<(), ErrorKind>),
+    Done,
+}
+
+/// An open input, yielding its packets in decoding order.
+///
+/// Iteration ends after the last packet, or with one error (after every
+/// packet decoded before it). Dropping the source stops decoding.
+pub struct MediaSource {
+    input: String,
+    pipeline: gst::Pipeline,
+    data: Option<Receiver<Packet>>,
+    control: Receiver<Control>,
+    config: SourceConfig,
+    duration: Option<Duration>,
+    has_audio: bool,
+    has_video: bool,
+    state: State,
+    audio_end: Option<Duration>,
+    video_end: Option<Duration>,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for MediaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSource")
+            .field("input", &self.input)
+            .field("duration", &self.duration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MediaSource {
+    /// Opens `input` (a path or URI), waits until the decoders are ready, and
+    /// checks the requested tracks exist.
+    pub fn open(input: &str, config: &SourceConfig) -> Result<MediaSource, MediaError> {
+        let uri = crate::input::to_uri(input)?;
+        crate::init().map_err(|kind| kind.at(input))?;
+        let fail = |e: glib::BoolError| ErrorKind::Gstreamer(e.to_string()).at(input);
+        let capacity = config.capacity.max(1);
+        let (data_tx, data_rx) = crossbeam_channel::bounded(capacity);
+        // Control messages are few (preroll, EOS, errors); a full channel drops warnings only.
+        let (control_tx, control_rx) = crossbeam_channel::bounded(256);
+
+        let pipeline = gst::Pipeline::with_name("mudar-source");
+        let decoder = gst::ElementFactory::make("uridecodebin").property("uri", &uri).build().map_err(fail)?;
+        pipeline.add(&decoder).map_err(fail)?;
+        let tracks = Arc::new(Mutex::new(Tracks::default()));
+        {
+            let (pipeline, tracks, config, tx) =
+                (pipeline.downgrade(), tracks.clone(), config.clone(), data_tx.clone());
+            decoder.connect_pad_added(move |_, pad| {
+                let Some(pipeline) = pipeline.upgrade() else {
+                    return;
+                };
+                let Some(media) = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string())) else {
+                    return;
+                };
+                let mut tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
+                let linked = if media.starts_with("audio/") && !tracks.audio {
+                    tracks.audio = true;
+                    config.audio.map(|out| link_branch(&pipeline, pad, audio_branch(out, tx.clone())))
+                } else if media.starts_with("video/") && !tracks.video {
+                    tracks.video = true;
+                    config.video.map(|out| link_branch(&pipeline, pad, video_branch(out, tx.clone())))
+                } else {
+                    None
+                };
+                if let Some(Err(e)) = linked {
+                    gst::element_error!(pipeline, gst::CoreError::Negotiation, ("cannot link the {media} track: {e}"));
+                } else if linked.is_none() {
+                    // Tracks we do not deliver still need a sink, or the demuxer stops on not-linked.
+                    let _ = link_branch(&pipeline, pad, Ok(vec![discard()]));
+                }
+            });
+        }
+        drop(data_tx);
+        let bus = pipeline.bus().expect("pipelines have a bus");
+        bus.set_sync_handler(move |_, msg| {
+            forward(msg, &control_tx);
+            gst::BusSyncReply::Drop
+        });
+
+        let mut source = MediaSource {
+            input: input.to_owned(),
+            pipeline,
+            data: Some(data_rx),
+            control: control_rx,
+            config: config.clone(),
+            duration: None,
+            has_audio: false,
+            has_video: false,
+            state: State::Running,
+            audio_end: None,
+            video_end: None,
+            warnings: Vec::new(),
+        };
+        source.start(&tracks)?;
+        Ok(source)
+    }
+
+    /// Prerolls, checks the tracks, seeks to the span, and starts playing.
+    fn start(&mut self, tracks: &Mutex<Tracks>) -> Result<(), MediaError> {
+        let input = self.input.clone();
+        let state_error = |e: gst::StateChangeError| ErrorKind::Gstreamer(e.to_string()).at(&input);
+        self.pipeline
+            .set_state(gst::State::Paused)
+            .map_err(|e| self.first_error().unwrap_or_else(|| state_error(e)))?;
+        let missing_plugins = self.wait_preroll()?;
+        {
+            let tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
+            (self.has_audio, self.has_video) = (tracks.audio, tracks.video);
+        }
+        let absent = if self.config.audio.is_some() && !self.has_audio {
+            Some(ErrorKind::NoAudio)
+        } else if self.config.video.is_some() && !self.has_video {
+            Some(ErrorKind::NoVideo)
+        } else {
+            None
+        };
+        if let Some(kind) = absent {
+            // A track the decoder could not handle shows up as absent: name the real cause.
+            let kind = missing_plugins.into_iter().next().map(ErrorKind::MissingPlugin).unwrap_or(kind);
+            return Err(kind.at(&input));
+        }
+        self.duration = self.pipeline.query_duration::<gst::ClockTime>().map(|d| Duration::from_nanos(d.nseconds()));
+        if self.duration == Some(Duration::ZERO) {
+            return Err(ErrorKind::ZeroDuration.at(&input));
+        }
+        if let Some(span) = self.config.span {
+            let at = |d: Duration| gst::ClockTime::from_nseconds(d.as_nanos() as u64);
+            self.pipeline
+                .seek(
+                    1.0,
+                    gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+                    gst::SeekType::Set,
+                    at(span.start),
+                    gst::SeekType::Set,
+                    at(span.end),
+                )
+                .map_err(|e| ErrorKind::Gstreamer(format!("cannot seek to {span}: {e}")).at(&input))?;
+            self.wait_preroll()?;
+        }
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| self.first_error().unwrap_or_else(|| state_error(e)))?;
+        Ok(())
+    }
+
+    /// Waits for the pipeline to preroll; returns the missing-plugin reports seen meanwhile.
+    fn wait_preroll(&mut self) -> Result<Vec<String>, MediaError> {
+        let mut missing = Vec::new();
+        loop {
+            match self.control.recv_timeout(self.config.stall_timeout) {
+                Ok(Control::Prerolled) => return Ok(missing),
+                // EOS before any data: preroll completes on EOS too, with nothing decoded.
+                Ok(Control::Eos) => return Ok(missing),
+                Ok(Control::Error(kind)) => {
+                    let kind = match (kind, missing.first()) {
+                        (ErrorKind::Gstreamer(_) | ErrorKind::Corrupt(_), Some(plugin)) => {
+                            ErrorKind::MissingPlugin(plugin.clone())
+                        }
+                        (kind, _) => kind,
+                    };
+                    return Err(kind.at(&self.input));
+                }
+                Ok(Control::Warning(w)) => self.warnings.push(w),
+                Ok(Control::MissingPlugin(p)) => missing.push(p),
+                Err(_) => return Err(ErrorKind::Stalled(self.config.stall_timeout).at(&self.input)),
+            }
+        }
+    }
+
+    /// The first error already on the control channel, if any.
+    fn first_error(&self) -> Option<MediaError> {
+        self.control.try_iter().find_map(|c| match c {
+            Control::Error(kind) => Some(kind.at(&self.input)),
+            _ => None,
+        })
+    }
+
+    /// The input as given.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+
+    /// Duration the container declares, if any.
+    pub fn duration(&self) -> Option<Duration> {
+        self.duration
+    }
+
+    pub fn has_audio(&self) -> bool {
+        self.has_audio
+    }
+
+    pub fn has_video(&self) -> bool {
+        self.has_video
+    }
+
+    fn record(&mut self, packet: Packet) -> Packet {
+        match &packet {
+            Packet::Audio(a) => self.audio_end = Some(a.end()),
+            Packet::Video(v) => self.video_end = Some(v.pts + v.duration),
+        }
+        packet
+    }
+
+    /// After a clean end of stream: did we get all the container promised?
+    fn check_complete(&self) -> Result<(), ErrorKind> {
+        let delivered = [
+            self.audio_end.filter(|_| self.config.audio.is_some()),
+            self.video_end.filter(|_| self.config.video.is_some()),
+        ];
+        if delivered.iter().all(Option::is_none) {
+            return Err(ErrorKind::ZeroDuration);
+        }
+        if let Some(first) = self.warnings.first() {
+            return Err(ErrorKind::Corrupt(format!("{} decoding error(s), the first: {first}", self.warnings.len())));
+        }
+        let Some(duration) = self.duration else {
+            return Ok(());
+        };
+        let (start, expected_end) = match self.config.span {
+            Some(span) => (span.start, span.end.min(duration)),
+            None => (Duration::ZERO, duration),
+        };
+        let frame = self.config.video.map_or(Duration::ZERO, |v| Duration::from_secs_f64(1.0 / v.fps as f64));
+        // Containers round their durations, and the last frame may start just before the end.
+        let slack = Duration::from_millis(250) + 2 * frame;
+        for end in delivered.into_iter().flatten() {
+            if end + slack < expected_end {
+                return Err(ErrorKind::Truncated {
+                    decoded_s: end.saturating_sub(start).as_secs_f64(),
+                    declared_s: expected_end.saturating_sub(start).as_secs_f64(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        // Unblock streaming threads stuck on a full channel before joining them.
+        self.data = None;
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Iterator for MediaSource {
+    type Item = Result<Packet, MediaError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            // Receivers are handles; cloning them frees `self` for the arms below.
+            let data = self.data.clone()?;
+            let control = self.control.clone();
+            match std::mem::replace(&mut self.state, State::Done) {
+                State::Done => return None,
+                State::Draining(outcome) => {
+                    if let Ok(packet) = data.try_recv() {
+                        self.state = State::Draining(outcome);
+                        return Some(Ok(self.record(packet)));
+                    }
+                    let outcome = outcome.and_then(|()| self.check_complete());
+                    self.stop();
+                    return outcome.err().map(|kind| Err(kind.at(&self.input)));
+                }
+                State::Running => {
+                    self.state = State::Running;
+                    let timeout = self.config.stall_timeout;
+                    select! {
+                        recv(data) -> packet => match packet {
+                            Ok(packet) => return Some(Ok(self.record(packet))),
+                            // Every sender is gone: the branches were torn down.
+                            Err(_) => self.state = State::Draining(Ok(())),
+                        },
+                        recv(control) -> msg => match msg {
+                            Ok(Control::Eos) => self.state = State::Draining(Ok(())),
+                            Ok(Control::Error(kind)) => self.state = State::Draining(Err(kind)),
+                            Ok(Control::Warning(w)) => self.warnings.push(w),
+                            Ok(Control::Prerolled | Control::MissingPlugin(_)) => {}
+                            Err(_) => self.state = State::Draining(Err(ErrorKind::Gstreamer("the bus closed".into()))),
+                        },
+                        default(timeout) => {
+                            self.stop();
+                            return Some(Err(ErrorKind::Stalled(timeout).at(&self.input)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MediaSource {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(bus) = self.pipeline.bus() {
+            bus.unset_sync_handler();
+        }
+    }
+}
+
+/// Turns the bus messages we act on into [`Control`]s.
+fn forward(msg: &gst::Message, tx: &Sender<Control>) {
+    use gst::MessageView;
+    let control = match msg.view() {
+        MessageView::AsyncDone(_) => Control::Prerolled,
+        MessageView::Eos(_) => Control::Eos,
+        MessageView::Error(e) => Control::Error(ErrorKind::classify(&e.error(), e.debug().as_deref())),
+        MessageView::Warning(w) if is_data_warning(&w.error()) => {
+            let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+            Control::Warning(format!("{src}: {}", w.error()))
+        }
+        MessageView::Element(_) if gst_pbutils::MissingPluginMessage::is(msg) => {
+            let description =
+                gst_pbutils::MissingPluginMessage::parse(msg).map(|m| m.description().to_string()).unwrap_or_default();
+            Control::MissingPlugin(description)
+        }
+        _ => return,
+    };
+    let _ = tx.try_send(control);
+}
+
+/// Warnings that mean the data was bad (a decoder or demuxer skipped some).
+fn is_data_warning(error: &glib::Error) -> bool {
+    matches!(
+        error.kind::<gst::StreamError>(),
+        Some(gst::StreamError::Decode | gst::StreamError::Demux | gst::StreamError::Format)
+    )
+}
+
+/// Adds `elements` to the pipeline, links them in a chain after `pad`, and starts them.
+fn link_branch(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    elements: Result<Vec<gst::Element>, glib::BoolError>,
+) -> Result<(), String> {
+    let elements = elements.map_err(|e| e.to_string())?;
+    pipeline.add_many(&elements).map_err(|e| e.to_string())?;
+    gst::Element::link_many(&elements).map_err(|e| e.to_string())?;
+    for e in &elements {
+        e.sync_state_with_parent().map_err(|e| e.to_string())?;
+    }
+    let sink = elements[0].static_pad("sink").ok_or("the branch has no sink pad")?;
+    pad.link(&sink).map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn discard() -> gst::Element {
+    gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+        .expect("fakesink is a core element")
+}
+
+fn make(factory: &str) -> Result<gst::Element, glib::BoolError> {
+    gst::ElementFactory::make(factory).build()
+}
+
+fn appsink(caps: gst::Caps) -> gst_app::AppSink {
+    // One buffer of slack inside the appsink; the bounded channel does the rest.
+    gst_app::AppSink::builder().caps(&caps).sync(false).max_buffers(1).enable_last_sample(false).build()
+}
+
+fn audio_branch(out: AudioOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element>, glib::BoolError> {
+    let caps = gst_audio::AudioCapsBuilder::new_interleaved()
+        .format(gst_audio::AudioFormat::F32le)
+        .channels(1)
+        .rate(out.sample_rate as i32)
+        .build();
+    let sink = appsink(caps);
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let chunk = audio_chunk(&sample, out.sample_rate).ok_or_else(|| {
+                    gst::element_error!(
+                        sink,
+                        gst::StreamError::Format,
+                        ("audio buffer without a timestamp or readable data")
+                    );
+                    gst::FlowError::Error
+                })?;
+                // A closed channel means the consumer is gone.
+                tx.send(Packet::Audio(chunk)).map_err(|_| gst::FlowError::Flushing)?;
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(vec![make("audioconvert")?, make("audioresample")?, sink.upcast()])
+}
+
+fn audio_chunk(sample: &gst::Sample, sample_rate: u32) -> Option<AudioChunk> {
+    let buffer = sample.buffer()?;
+    let pts = stream_time(sample, buffer.pts()?)?;
+    let map = buffer.map_readable().ok()?;
+    let samples = map.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Some(AudioChunk { pts, sample_rate, samples })
+}
+
+fn video_branch(out: VideoOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element>, glib::BoolError> {
+    let caps = gst_video::VideoCapsBuilder::new()
+        .format(gst_video::VideoFormat::Rgb)
+        .width(out.width as i32)
+        .height(out.height as i32)
+        .framerate(gst::Fraction::new(out.fps as i32, 1))
+        .pixel_aspect_ratio(gst::Fraction::new(1, 1))
+        .build();
+    let sink = appsink(caps);
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let frame = video_frame(&sample).ok_or_else(|| {
+                    gst::element_error!(
+                        sink,
+                        gst::StreamError::Format,
+                        ("video buffer without a timestamp or readable data")
+                    );
+                    gst::FlowError::Error
+                })?;
+                tx.send(Packet::Video(frame)).map_err(|_| gst::FlowError::Flushing)?;
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let mut chain = vec![make("videorate")?];
+    if out.resize == Resize::CenterCrop {
+        chain.push(
+            gst::ElementFactory::make("aspectratiocrop")
+                .property("aspect-ratio", gst::Fraction::new(out.width as i32, out.height as i32))
+                .build()?,
+        );
+    }
+    chain.push(
+        gst::ElementFactory::make("videoscale").property("add-borders", out.resize == Resize::Letterbox).build()?,
+    );
+    chain.push(make("videoconvert")?);
+    chain.push(sink.upcast());
+    Ok(chain)
+}
+
+fn video_frame(sample: &gst::Sample) -> Option<VideoFrame> {
+    let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+    let buffer = sample.buffer()?;
+    let pts = stream_time(sample, buffer.pts()?)?;
+    let duration = buffer.duration().map_or(Duration::ZERO, |d| Duration::from_nanos(d.nseconds()));
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).ok()?;
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let stride = frame.plane_stride()[0] as usize;
+    let plane = frame.plane_data(0).ok()?;
+    // Rows are padded to four bytes; deliver them packed.
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for row in plane.chunks(stride).take(h) {
+        rgb.extend_from_slice(&row[..w * 3]);
+    }
+    Some(VideoFrame { pts, duration, width: w as u32, height: h as u32, rgb })
+}
+
+/// A buffer timestamp as media time (position in the file, from its start).
+fn stream_time(sample: &gst::Sample, pts: gst::ClockTime) -> Option<Duration> {
+    let segment = sample.segment()?.downcast_ref::<gst::format::Time>()?;
+    let t = segment.to_stream_time(pts)?;
+    Some(Duration::from_nanos(t.nseconds()))
+}

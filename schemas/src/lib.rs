@@ -1,0 +1,11 @@
+//! Row types and schemas of the tables mudar writes.
+//!
+//! Every table carries [`SCHEMA_VERSION`] in its metadata; bump it whenever a
+//! field is added, removed or changes meaning.
+
+mod media;
+
+pub use media::{AudioStreamInfo, MediaInfo, VideoStreamInfo};
+
+/// Version of the row types in this crate, written into every file's metadata.
+pub const SCHEMA_VERSION: u32 = 1;

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what mudar needs to build and run, idempotently; fast when all is there.
+#   - Debian packages: GStreamer 1.22 (dev headers, plugins base/good/bad/ugly, libav),
+#     pkg-config, and sonic-pi-samples (CC0 drum loops used by tests).
+#   - .venv/: a project-local Python with the PyPI torch==2.11.0 wheel, whose libtorch
+#     the `tch` crate links against (LIBTORCH_USE_PYTORCH=1).
+# Source it (`. scripts/setup.sh`) or run it; either way it prints nothing when done before.
+set -euo pipefail
+
+MUDAR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TORCH_VERSION="2.11.0"
+
+apt_packages=(
+  pkg-config
+  libgstreamer1.0-dev
+  libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly
+  gstreamer1.0-libav
+  gstreamer1.0-tools
+  sonic-pi-samples
+)
+
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+venv="$MUDAR_ROOT/.venv"
+if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  echo "setup: installing torch==$TORCH_VERSION into $venv (a large download, once)" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION" >&2
+fi
