@@ -161,6 +161,22 @@ pub(crate) fn samples_to_duration(samples: u64, sample_rate: u32) -> Duration {
     Duration::from_nanos((samples as u128 * 1_000_000_000 / sample_rate as u128) as u64)
 }
 
+/// How far past a span's end decoding goes, so the span's end is exact after trimming.
+const SEEK_STOP_MARGIN: Duration = Duration::from_millis(250);
+
+/// The part of `packet` before `end`, if any.
+fn trim_to(packet: Packet, end: Duration) -> Option<Packet> {
+    match packet {
+        Packet::Audio(mut a) if a.end() > end => {
+            let keep = (end.saturating_sub(a.pts).as_nanos() * a.sample_rate as u128).div_ceil(1_000_000_000) as usize;
+            a.samples.truncate(keep);
+            (!a.samples.is_empty()).then_some(Packet::Audio(a))
+        }
+        Packet::Video(v) if v.pts >= end => None,
+        other => Some(other),
+    }
+}
+
 /// Bus messages the consumer acts on.
 #[derive(Debug)]
 enum Control {
@@ -203,6 +219,8 @@ pub struct MediaSource {
     audio_end: Option<Duration>,
     video_end: Option<Duration>,
     warnings: Vec<String>,
+    /// No data came within the stall timeout.
+    stalled: bool,
 }
 
 impl std::fmt::Debug for MediaSource {
@@ -278,6 +296,7 @@ impl MediaSource {
             audio_end: None,
             video_end: None,
             warnings: Vec::new(),
+            stalled: false,
         };
         source.start(&tracks)?;
         Ok(source)
@@ -320,7 +339,9 @@ impl MediaSource {
                     gst::SeekType::Set,
                     at(span.start),
                     gst::SeekType::Set,
-                    at(span.end),
+                    // Stop a little late and trim here: the resampler's filter
+                    // would otherwise eat the last milliseconds before the stop.
+                    at(span.end + SEEK_STOP_MARGIN),
                 )
                 .map_err(|e| ErrorKind::Gstreamer(format!("cannot seek to {span}: {e}")).at(&input))?;
             self.wait_preroll()?;
@@ -350,9 +371,15 @@ impl MediaSource {
                 }
                 Ok(Control::Warning(w)) => self.warnings.push(w),
                 Ok(Control::MissingPlugin(p)) => missing.push(p),
-                Err(_) => return Err(ErrorKind::Stalled(self.config.stall_timeout).at(&self.input)),
+                Err(_) => return Err(self.stalled()),
             }
         }
+    }
+
+    /// Marks the source stalled (so teardown will not wait on it) and says so.
+    fn stalled(&mut self) -> MediaError {
+        self.stalled = true;
+        ErrorKind::Stalled(self.config.stall_timeout).at(&self.input)
     }
 
     /// The first error already on the control channel, if any.
@@ -373,6 +400,12 @@ impl MediaSource {
         self.duration
     }
 
+    /// How far decoding has got, in media time (ahead of what was consumed by
+    /// at most the channel's and GStreamer's queues).
+    pub fn position(&self) -> Option<Duration> {
+        self.pipeline.query_position::<gst::ClockTime>().map(|p| Duration::from_nanos(p.nseconds()))
+    }
+
     pub fn has_audio(&self) -> bool {
         self.has_audio
     }
@@ -381,12 +414,17 @@ impl MediaSource {
         self.has_video
     }
 
-    fn record(&mut self, packet: Packet) -> Packet {
+    /// Trims `packet` to the span and notes how far each track has got.
+    fn record(&mut self, packet: Packet) -> Option<Packet> {
+        let packet = match self.config.span {
+            Some(span) => trim_to(packet, span.end)?,
+            None => packet,
+        };
         match &packet {
             Packet::Audio(a) => self.audio_end = Some(a.end()),
             Packet::Video(v) => self.video_end = Some(v.pts + v.duration),
         }
-        packet
+        Some(packet)
     }
 
     /// After a clean end of stream: did we get all the container promised?
@@ -425,7 +463,14 @@ impl MediaSource {
     fn stop(&mut self) {
         // Unblock streaming threads stuck on a full channel before joining them.
         self.data = None;
-        let _ = self.pipeline.set_state(gst::State::Null);
+        let pipeline = self.pipeline.clone();
+        if self.stalled {
+            // A thread stuck in a read that never returns would block the
+            // state change: tear down in the background so the caller never hangs.
+            std::thread::spawn(move || pipeline.set_state(gst::State::Null));
+        } else {
+            let _ = pipeline.set_state(gst::State::Null);
+        }
     }
 }
 
@@ -442,7 +487,10 @@ impl Iterator for MediaSource {
                 State::Draining(outcome) => {
                     if let Ok(packet) = data.try_recv() {
                         self.state = State::Draining(outcome);
-                        return Some(Ok(self.record(packet)));
+                        match self.record(packet) {
+                            Some(packet) => return Some(Ok(packet)),
+                            None => continue,
+                        }
                     }
                     let outcome = outcome.and_then(|()| self.check_complete());
                     self.stop();
@@ -453,7 +501,9 @@ impl Iterator for MediaSource {
                     let timeout = self.config.stall_timeout;
                     select! {
                         recv(data) -> packet => match packet {
-                            Ok(packet) => return Some(Ok(self.record(packet))),
+                            Ok(packet) => if let Some(packet) = self.record(packet) {
+                                return Some(Ok(packet));
+                            },
                             // Every sender is gone: the branches were torn down.
                             Err(_) => self.state = State::Draining(Ok(())),
                         },
@@ -465,8 +515,10 @@ impl Iterator for MediaSource {
                             Err(_) => self.state = State::Draining(Err(ErrorKind::Gstreamer("the bus closed".into()))),
                         },
                         default(timeout) => {
+                            self.state = State::Done;
+                            let stalled = self.stalled();
                             self.stop();
-                            return Some(Err(ErrorKind::Stalled(timeout).at(&self.input)));
+                            return Some(Err(stalled));
                         }
                     }
                 }
@@ -608,7 +660,11 @@ fn video_branch(out: VideoOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element
             })
             .build(),
     );
-    let mut chain = vec![make("videorate")?];
+    let rate = make("videorate")?;
+    rate.static_pad("sink")
+        .expect("videorate has a sink pad")
+        .add_probe(gst::PadProbeType::BUFFER, restamp_repeated_pts());
+    let mut chain = vec![rate];
     if out.resize == Resize::CenterCrop {
         chain.push(
             gst::ElementFactory::make("aspectratiocrop")
@@ -622,6 +678,26 @@ fn video_branch(out: VideoOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element
     chain.push(make("videoconvert")?);
     chain.push(sink.upcast());
     Ok(chain)
+}
+
+/// A pad probe that repairs streams whose decoder stamps every frame with the
+/// same time (GStreamer 1.22's libav GIF demuxer gives all frames pts 0, with
+/// the right per-frame durations): such a frame is re-stamped at the previous
+/// frame's pts plus its duration. Streams with increasing timestamps pass untouched.
+fn restamp_repeated_pts() -> impl Fn(&gst::Pad, &mut gst::PadProbeInfo) -> gst::PadProbeReturn + Send + Sync + 'static {
+    let previous: Mutex<Option<(gst::ClockTime, gst::ClockTime)>> = Mutex::new(None);
+    move |_, info| {
+        let Some(buffer) = info.buffer_mut() else { return gst::PadProbeReturn::Ok };
+        let mut previous = previous.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some((pts, duration)), Some(current)) = (*previous, buffer.pts())
+            && current <= pts
+            && !buffer.flags().contains(gst::BufferFlags::DISCONT)
+        {
+            buffer.make_mut().set_pts(pts + duration);
+        }
+        *previous = buffer.pts().zip(buffer.duration());
+        gst::PadProbeReturn::Ok
+    }
 }
 
 fn video_frame(sample: &gst::Sample) -> Option<VideoFrame> {
