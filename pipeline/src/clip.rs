@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::source::{AudioChunk, Packet, VideoFrame};
+use crate::source::{AudioChunk, Packet, VideoFrame, samples_before, samples_to_duration};
 
 /// A half-open interval `[start, end)` of media time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,7 +155,8 @@ impl ClipAssembler {
                 for clip in self.open.iter_mut().filter(|c| c.span.contains(frame.pts)) {
                     clip.frames.push(frame.clone());
                 }
-                self.video_time = self.video_time.max(frame.pts + Duration::from_nanos(1));
+                // A frame covers its span up to pts + duration.
+                self.video_time = self.video_time.max(frame.pts + frame.duration.max(Duration::from_nanos(1)));
             }
         }
         let mut done = Vec::new();
@@ -192,18 +193,15 @@ impl ClipAssembler {
 
 /// Appends the samples of `chunk` that fall inside the clip's span.
 fn take_samples(clip: &mut Clip, chunk: &AudioChunk) {
-    let sr = chunk.sample_rate as f64;
     // Sample i plays at pts + i/sr; keep those with start <= t < end.
-    let index = |t: Duration| {
-        ((t.as_secs_f64() - chunk.pts.as_secs_f64()) * sr).ceil().clamp(0.0, chunk.samples.len() as f64) as usize
-    };
+    let index = |t: Duration| (samples_before(chunk.pts, t, chunk.sample_rate) as usize).min(chunk.samples.len());
     let (from, to) = (index(clip.span.start), index(clip.span.end));
     if from >= to {
         return;
     }
     if clip.audio.is_empty() {
         clip.sample_rate = chunk.sample_rate;
-        clip.audio_start = chunk.pts + crate::source::samples_to_duration(from as u64, chunk.sample_rate);
+        clip.audio_start = chunk.pts + samples_to_duration(from as u64, chunk.sample_rate);
     }
     clip.audio.extend_from_slice(&chunk.samples[from..to]);
 }

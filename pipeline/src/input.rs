@@ -51,4 +51,59 @@ mod tests {
         let uri = to_uri(f.path().to_str().unwrap()).unwrap();
         assert!(uri.starts_with("file:///"), "{uri}");
     }
+
+    #[test]
+    fn wav_truncation_compares_the_data_chunk_with_the_file() {
+        // 8 kHz 16-bit mono: 16000 bytes per second; the header declares 2 s of data.
+        let mut wav = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
+        wav.extend(16u32.to_le_bytes());
+        wav.extend([1, 0, 1, 0]);
+        wav.extend(8000u32.to_le_bytes());
+        wav.extend(16000u32.to_le_bytes());
+        wav.extend([2, 0, 16, 0]);
+        wav.extend(b"data");
+        wav.extend(32000u32.to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.wav");
+        std::fs::write(&path, [wav.clone(), vec![0; 8000]].concat()).unwrap();
+        assert_eq!(wav_truncation(&path), Some((0.5, 2.0)));
+        std::fs::write(&path, [wav, vec![0; 32000]].concat()).unwrap();
+        assert_eq!(wav_truncation(&path), None);
+        std::fs::write(&path, b"not a wav").unwrap();
+        assert_eq!(wav_truncation(&path), None);
+    }
+}
+
+/// For a RIFF/WAVE file cut short: `(seconds present, seconds its header declares)`.
+///
+/// GStreamer plays a truncated WAV up to the cut without a word (its duration
+/// comes from the file size), so we compare the `data` chunk's declared size
+/// with the bytes actually there.
+pub fn wav_truncation(path: &Path) -> Option<(f64, f64)> {
+    use std::io::Read;
+    // Only regular files: opening a pipe or device to peek could block.
+    let metadata = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+    let file_len = metadata.len();
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut head = vec![0u8; 4096];
+    let n = file.read(&mut head).ok()?;
+    let head = &head[..n];
+    if n < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return None;
+    }
+    let u32_at = |i: usize| head.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64);
+    let (mut at, mut byte_rate) = (12usize, None);
+    while let (Some(id), Some(size)) = (head.get(at..at + 4), u32_at(at + 4)) {
+        match id {
+            b"fmt " => byte_rate = u32_at(at + 16),
+            b"data" => {
+                let byte_rate = byte_rate.filter(|&r| r > 0)? as f64;
+                let present = file_len.saturating_sub(at as u64 + 8);
+                return (present < size).then(|| (present as f64 / byte_rate, size as f64 / byte_rate));
+            }
+            _ => {}
+        }
+        at += 8 + size as usize + (size as usize & 1);
+    }
+    None
 }

@@ -63,6 +63,11 @@ pub fn probe(input: &str, options: &ProbeOptions) -> Result<MediaInfo, MediaErro
     if !media.has_content() {
         return Err(ErrorKind::ZeroDuration.at(input));
     }
+    if let Some((decoded_s, declared_s)) =
+        (!crate::input::is_uri(input)).then(|| crate::input::wav_truncation(input.as_ref())).flatten()
+    {
+        return Err(ErrorKind::Truncated { decoded_s, declared_s }.at(input));
+    }
     if options.count_frames
         && let Some(video) = media.video.as_mut()
     {

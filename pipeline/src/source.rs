@@ -157,6 +157,11 @@ impl Packet {
     }
 }
 
+/// How many samples of a run starting at `pts` play before `t` (exact, in integer nanoseconds).
+pub(crate) fn samples_before(pts: Duration, t: Duration, sample_rate: u32) -> u64 {
+    (t.saturating_sub(pts).as_nanos() * sample_rate as u128).div_ceil(1_000_000_000) as u64
+}
+
 pub(crate) fn samples_to_duration(samples: u64, sample_rate: u32) -> Duration {
     Duration::from_nanos((samples as u128 * 1_000_000_000 / sample_rate as u128) as u64)
 }
@@ -168,8 +173,7 @@ const SEEK_STOP_MARGIN: Duration = Duration::from_millis(250);
 fn trim_to(packet: Packet, end: Duration) -> Option<Packet> {
     match packet {
         Packet::Audio(mut a) if a.end() > end => {
-            let keep = (end.saturating_sub(a.pts).as_nanos() * a.sample_rate as u128).div_ceil(1_000_000_000) as usize;
-            a.samples.truncate(keep);
+            a.samples.truncate(samples_before(a.pts, end, a.sample_rate) as usize);
             (!a.samples.is_empty()).then_some(Packet::Audio(a))
         }
         Packet::Video(v) if v.pts >= end => None,
@@ -191,8 +195,33 @@ enum Control {
 /// The tracks the decoder found, filled in from its `pad-added` signal.
 #[derive(Debug, Default)]
 struct Tracks {
+    /// Decoded tracks reached the decoder's output.
     audio: bool,
     video: bool,
+    /// The container's header announced tracks of these kinds (its demuxer made pads for them).
+    declared_audio: bool,
+    declared_video: bool,
+}
+
+/// Records the tracks a demuxer announces, so a track that is declared but
+/// never decoded reads as damage, not as absence.
+fn watch_demuxers(decoder: &gst::Element, tracks: &Arc<Mutex<Tracks>>) {
+    let tracks = tracks.clone();
+    decoder.connect("deep-element-added", false, move |values| {
+        let element = values[2].get::<gst::Element>().ok()?;
+        let is_demuxer = element.factory().is_some_and(|f| f.klass().contains("Demux"));
+        if is_demuxer {
+            let tracks = tracks.clone();
+            element.connect_pad_added(move |_, pad| {
+                let caps = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string()));
+                let name = caps.unwrap_or_else(|| pad.name().to_string());
+                let mut tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
+                tracks.declared_audio |= name.starts_with("audio");
+                tracks.declared_video |= name.starts_with("video") || name.starts_with("image");
+            });
+        }
+        None
+    });
 }
 
 enum State {
@@ -221,6 +250,8 @@ pub struct MediaSource {
     warnings: Vec<String>,
     /// No data came within the stall timeout.
     stalled: bool,
+    /// `(present, declared)` seconds of a WAV file cut short.
+    wav_truncation: Option<(f64, f64)>,
 }
 
 impl std::fmt::Debug for MediaSource {
@@ -248,6 +279,7 @@ impl MediaSource {
         let decoder = gst::ElementFactory::make("uridecodebin").property("uri", &uri).build().map_err(fail)?;
         pipeline.add(&decoder).map_err(fail)?;
         let tracks = Arc::new(Mutex::new(Tracks::default()));
+        watch_demuxers(&decoder, &tracks);
         {
             let (pipeline, tracks, config, tx) =
                 (pipeline.downgrade(), tracks.clone(), config.clone(), data_tx.clone());
@@ -258,12 +290,17 @@ impl MediaSource {
                 let Some(media) = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string())) else {
                     return;
                 };
-                let mut tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
-                let linked = if media.starts_with("audio/") && !tracks.audio {
-                    tracks.audio = true;
+                // Decide under the lock, link without it: linking waits on
+                // streaming threads that may be announcing tracks themselves.
+                let (first_audio, first_video) = {
+                    let mut tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
+                    let first_audio = media.starts_with("audio/") && !std::mem::replace(&mut tracks.audio, true);
+                    let first_video = media.starts_with("video/") && !std::mem::replace(&mut tracks.video, true);
+                    (first_audio, first_video)
+                };
+                let linked = if first_audio {
                     config.audio.map(|out| link_branch(&pipeline, pad, audio_branch(out, tx.clone())))
-                } else if media.starts_with("video/") && !tracks.video {
-                    tracks.video = true;
+                } else if first_video {
                     config.video.map(|out| link_branch(&pipeline, pad, video_branch(out, tx.clone())))
                 } else {
                     None
@@ -297,6 +334,9 @@ impl MediaSource {
             video_end: None,
             warnings: Vec::new(),
             stalled: false,
+            wav_truncation: (!crate::input::is_uri(input))
+                .then(|| crate::input::wav_truncation(input.as_ref()))
+                .flatten(),
         };
         source.start(&tracks)?;
         Ok(source)
@@ -310,14 +350,20 @@ impl MediaSource {
             .set_state(gst::State::Paused)
             .map_err(|e| self.first_error().unwrap_or_else(|| state_error(e)))?;
         let missing_plugins = self.wait_preroll()?;
-        {
+        let (declared_audio, declared_video) = {
             let tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
             (self.has_audio, self.has_video) = (tracks.audio, tracks.video);
-        }
+            (tracks.declared_audio, tracks.declared_video)
+        };
+        let damaged = |kind: &str| {
+            ErrorKind::Corrupt(format!(
+                "the container declares a {kind} track but holds no decodable {kind} data (truncated?)"
+            ))
+        };
         let absent = if self.config.audio.is_some() && !self.has_audio {
-            Some(ErrorKind::NoAudio)
+            Some(if declared_audio { damaged("audio") } else { ErrorKind::NoAudio })
         } else if self.config.video.is_some() && !self.has_video {
-            Some(ErrorKind::NoVideo)
+            Some(if declared_video { damaged("video") } else { ErrorKind::NoVideo })
         } else {
             None
         };
@@ -435,6 +481,9 @@ impl MediaSource {
         ];
         if delivered.iter().all(Option::is_none) {
             return Err(ErrorKind::ZeroDuration);
+        }
+        if let Some((decoded_s, declared_s)) = self.wav_truncation {
+            return Err(ErrorKind::Truncated { decoded_s, declared_s });
         }
         if let Some(first) = self.warnings.first() {
             return Err(ErrorKind::Corrupt(format!("{} decoding error(s), the first: {first}", self.warnings.len())));
