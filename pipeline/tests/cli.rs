@@ -1,0 +1,124 @@
+//! The `mudar` binary end to end: synth renders real files whose decoded
+//! content matches what was rendered; probe reports every input.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use mudar_operators::synth::{Dance, GroundTruth, Style, SynthConfig};
+use mudar_pipeline::{AudioOutput, Resize, SourceConfig, VideoOutput};
+
+fn mudar(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mudar")).args(args).output().unwrap()
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>() / a.len() as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10()
+}
+
+#[test]
+fn synth_renders_what_it_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let args = ["synth", "--out", out, "--format", "mkv", "--style", "house", "--tempo", "120", "--duration", "6"];
+    let run = mudar(&[&args[..], &["--width", "256", "--height", "256", "--seed", "11"]].concat());
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let video = dir.path().join("dance-0011-house.mkv");
+    let truth: GroundTruth =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("dance-0011-house.truth.json")).unwrap())
+            .unwrap();
+    assert_eq!((truth.style, truth.tempo_bpm, truth.seed), (Style::House, 120.0, 11));
+
+    // Decoded frames are the frames the renderer draws at the same instants.
+    let config = SynthConfig {
+        style: Style::House,
+        tempo_bpm: Some(120.0),
+        duration_s: 6.0,
+        width: 256,
+        height: 256,
+        seed: 11,
+        ..SynthConfig::default()
+    };
+    let dance = Dance::new(config).unwrap();
+    assert_eq!(dance.ground_truth(), truth);
+    let source = SourceConfig {
+        audio: Some(AudioOutput { sample_rate: 16_000 }),
+        video: Some(VideoOutput { width: 256, height: 256, fps: 8, resize: Resize::Stretch }),
+        ..SourceConfig::default()
+    };
+    let decoded = decode(video.to_str().unwrap(), &source).unwrap();
+    assert!(decoded.error.is_none(), "{:?}", decoded.error);
+    // 6 s at 8 fps, within one frame (videorate may repeat the last frame at the end).
+    assert!(decoded.frames.len().abs_diff(48) <= 1, "{} frames", decoded.frames.len());
+    for (n, frame) in decoded.frames.iter().enumerate().take(48) {
+        let rendered = dance.render_frame(3 * n as u64); // 24 fps rendered, 8 fps decoded
+        let quality = psnr(&frame.rgb, &rendered);
+        assert!(quality > 30.0, "frame {n}: PSNR {quality:.1} dB");
+    }
+    // Audio onsets sit where the ground truth says: energy jumps at each one.
+    // (High-passed by a first difference, so a soft hi-hat shows over a ringing kick.)
+    let energy = |from: f64, to: f64| {
+        let (a, b) = ((from * 16_000.0) as usize, (to * 16_000.0) as usize);
+        decoded.audio[a..b].windows(2).map(|w| (w[1] - w[0]).powi(2)).sum::<f32>() / (b - a) as f32
+    };
+    for &t in &truth.onset_times {
+        let (before, after) = (energy(t - 0.012, t - 0.002), energy(t + 0.002, t + 0.012));
+        assert!(after > 2.0 * before, "onset at {t}: energy {before} before, {after} after");
+    }
+}
+
+#[test]
+fn probe_reports_every_input_and_fails_if_any_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_pattern(dir.path(), mudar_sinks::MediaFormat::WebmVp9, 2);
+    let good = good.to_str().unwrap();
+    let bad = dir.path().join("bad.mp4");
+    std::fs::write(&bad, b"nope").unwrap();
+    let run = mudar(&["probe", "--json", "--count-frames", good, bad.to_str().unwrap(), "/missing.webm", good]);
+    assert_eq!(run.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(run.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["path"], good);
+    assert_eq!(lines[0]["video"]["frame_count"], 48);
+    assert_eq!(lines[0]["video"]["frame_count_exact"], true);
+    assert_eq!(lines[0]["audio"]["sample_rate"], SAMPLE_RATE / 44_100 * 48_000); // Opus is 48 kHz
+    assert!((lines[0]["duration_s"].as_f64().unwrap() - 2.0).abs() < 0.05);
+    assert_eq!(lines[1]["error"]["kind"], "not_media");
+    assert_eq!(lines[2]["error"]["kind"], "not_found");
+    assert_eq!(lines[3], lines[0]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("2 of 4 input(s) failed"));
+
+    let run = mudar(&["probe", good]);
+    assert!(run.status.success());
+    let text = String::from_utf8(run.stdout).unwrap();
+    assert!(text.contains("video 160x120") && text.contains("audio 48000 Hz 1 ch"), "{text}");
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let run = mudar(&["--help"]);
+    assert!(run.status.success());
+    let help = String::from_utf8(run.stdout).unwrap();
+    for command in ["probe", "synth", "info"] {
+        assert!(help.contains(command), "{help}");
+    }
+    let run = mudar(&["synth", "--out", "/tmp/x", "--style", "tango"]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("unknown style"));
+    let run = mudar(&["synth", "--out", "/tmp/x", "--tempo", "1000"]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("tempo must be in"));
+}
+
+#[test]
+fn info_finds_gstreamer_and_libtorch() {
+    let run = mudar(&["info", "--json"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stdout));
+    let info: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(info["gstreamer"].as_str().unwrap().contains("1.22"));
+    assert_eq!(info["missing_elements"].as_array().unwrap().len(), 0);
+    assert!(info["torch"]["threads"].as_i64().unwrap() >= 1);
+}
