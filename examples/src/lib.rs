@@ -1,1 +1,2 @@
-//! Runnable examples live in `examples/`; see each file header.
+//! Runnable examples of mudar live in `examples/`; each file's header says
+//! what it shows and how to run it.

@@ -222,11 +222,11 @@ fn note(frequency: f64, length_s: f64, velocity: f32, sr: f64, dst: &mut [f32]) 
     let release_s = 0.05;
     for (n, y) in dst.iter_mut().enumerate() {
         let t = n as f64 / sr;
-        let envelope =
-            (t / attack_s).min(1.0) * (-t / 0.4).exp() * ((length_s + release_s - t) / release_s).clamp(0.0, 1.0);
-        if envelope <= 0.0 {
+        if t > length_s + release_s {
             break;
         }
+        let envelope =
+            (t / attack_s).min(1.0) * (-t / 0.4).exp() * ((length_s + release_s - t) / release_s).clamp(0.0, 1.0);
         let tone: f64 = (1..=4).map(|h| (TAU * frequency * h as f64 * t).sin() / h as f64).sum();
         *y += velocity * (0.2 * envelope * tone) as f32;
     }
@@ -242,15 +242,30 @@ mod tests {
 
     #[test]
     fn every_onset_is_audible_and_silence_precedes_it() {
-        let s = score(Style::House, 0.0);
-        let audio = s.render(6 * 16_000);
-        assert!(audio[..(LEAD_IN_S * 16_000.0) as usize - 1].iter().all(|&x| x == 0.0));
-        for t in s.onset_times() {
-            let i = (t * 16_000.0) as usize;
-            let energy: f32 = audio[i..i + 160].iter().map(|x| x * x).sum();
-            assert!(energy > 1e-3, "onset at {t} is silent");
+        for style in Style::ALL {
+            let s = score(style, 0.0);
+            let audio = s.render(6 * 16_000);
+            assert!(audio[..(LEAD_IN_S * 16_000.0) as usize - 1].iter().all(|&x| x == 0.0));
+            for t in s.onset_times() {
+                let i = (t * 16_000.0) as usize;
+                let energy: f32 = audio[i..i + 160].iter().map(|x| x * x).sum();
+                assert!(energy > 1e-2, "{style}: onset at {t} is silent");
+            }
+            assert!(audio.iter().all(|x| x.abs() <= 0.9 + 1e-6));
         }
-        assert!(audio.iter().all(|x| x.abs() <= 0.9 + 1e-6));
+    }
+
+    #[test]
+    fn notes_sound_at_their_pitch_for_their_length() {
+        let hits = vec![Hit::Note { start: 1600, frequency: 200.0, length_s: 0.3, velocity: 1.0 }];
+        let audio = Score { sample_rate: 16_000, beat_times: vec![0.1], hits, noise_seed: 0 }.render(16_000);
+        // The fundamental dominates: 200 Hz crosses zero 400 times a second.
+        let body = &audio[1700..1700 + 3200];
+        let crossings = body.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+        assert!((crossings as f64 / 0.2 - 400.0).abs() < 30.0, "{crossings} crossings in 0.2 s");
+        // Silent before its start, and after its length plus the 50 ms release.
+        assert!(audio[..1600].iter().all(|&x| x == 0.0));
+        assert!(audio[1600 + (0.36 * 16_000.0) as usize..].iter().all(|&x| x == 0.0));
     }
 
     #[test]

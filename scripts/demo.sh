@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job on a sample it makes itself: installs what is missing, builds
+# mudar, renders synthetic dances into ./sample (MP4, WebM, MKV, and a WAV),
+# probes them, and cuts each video into the paper's 8 s clip.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+. scripts/env.sh
+
+echo "== building mudar" >&2
+cargo build --release -q -p mudar-pipeline -p mudar-examples --bins --examples
+mudar=target/release/mudar
+
+echo "== rendering synthetic dances into sample/" >&2
+$mudar synth --out sample --count 2 --duration 12 --format mp4
+$mudar synth --out sample --seed 2 --duration 12 --format webm-vp9
+$mudar synth --out sample --seed 3 --duration 12 --format mkv --swing 0.33
+$mudar synth --out sample --seed 4 --duration 12 --format wav
+
+echo "== mudar probe sample/*" >&2
+$mudar probe --count-frames sample/*.mp4 sample/*.webm sample/*.mkv sample/*.wav
+
+echo "== the paper's 8 s clip of each video (examples/examples/ingest.rs)" >&2
+target/release/examples/ingest sample/*.mp4 sample/*.webm sample/*.mkv
