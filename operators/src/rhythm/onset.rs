@@ -1,0 +1,281 @@
+//! Onset strength (librosa `onset.onset_strength`, spec §5), peak picking
+//! (`util.peak_pick`, §6) and onset detection (`onset.onset_detect`, §7).
+
+use super::mel::{DbParams, power_to_db};
+use super::stft::{Frames, power_spectrogram};
+use super::{RhythmError, SpectrogramParams, check_finite};
+
+/// How the per-band flux is combined into one value per frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Aggregate {
+    /// `np.mean` (onset detection, tempogram).
+    #[default]
+    Mean,
+    /// `np.median` (the beat tracker's envelope).
+    Median,
+}
+
+/// `onset_strength` parameters (librosa names and defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OnsetParams {
+    /// Frames between the compared spectra.
+    pub lag: usize,
+    /// SuperFlux: width of the maximum filter over mel bands applied to the reference frame.
+    pub max_size: usize,
+    /// Remove the DC trend with `y[n] = x[n] − x[n−1] + 0.99·y[n−1]`.
+    pub detrend: bool,
+    /// Shift the envelope so frame `t` lines up with STFT frame `t`.
+    pub center: bool,
+    pub aggregate: Aggregate,
+}
+
+impl Default for OnsetParams {
+    fn default() -> Self {
+        OnsetParams { lag: 1, max_size: 1, detrend: false, center: true, aggregate: Aggregate::Mean }
+    }
+}
+
+/// Log-power mel spectrogram (`power_to_db(melspectrogram(y))`), frames of `n_mels`.
+pub fn mel_db(y: &[f32], spec: &SpectrogramParams, db: &DbParams) -> Frames {
+    let power = power_spectrogram(y, spec.n_fft, spec.hop_length);
+    let filters = spec.filterbank();
+    let mut mel = Frames { n_bins: filters.n_mels(), data: vec![0.0; power.len() * filters.n_mels()] };
+    for (p, m) in power.iter().zip(mel.data.chunks_exact_mut(filters.n_mels())) {
+        filters.apply(p, m);
+    }
+    power_to_db(&mut mel.data, db);
+    mel
+}
+
+/// The rectified spectral flux between two dB frames, aggregated over bands
+/// (Sec. 3.1.1 of the paper; spec §5 steps 2–4): `agg_f max(0, S[f] − R[f])`,
+/// where `R` is `reference` after the SuperFlux maximum filter of `max_size`.
+pub fn spectral_flux(current: &[f32], reference: &[f32], max_size: usize, aggregate: Aggregate) -> f32 {
+    let n = current.len();
+    let half = max_size / 2;
+    let mut flux: Vec<f32> = (0..n)
+        .map(|f| {
+            let r = if max_size <= 1 {
+                reference[f]
+            } else {
+                // scipy maximum_filter1d, origin 0: window [f − ⌊s/2⌋, f − ⌊s/2⌋ + s), clipped.
+                let lo = f.saturating_sub(half);
+                let hi = (f + max_size - half).min(n);
+                reference[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max)
+            };
+            0f32.max(current[f] - r)
+        })
+        .collect();
+    match aggregate {
+        // numpy adds the band rows one after another in f32, then divides.
+        Aggregate::Mean => flux.iter().fold(0f32, |acc, &x| acc + x) / n as f32,
+        Aggregate::Median => {
+            flux.sort_by(f32::total_cmp);
+            if n % 2 == 1 { flux[n / 2] } else { (flux[n / 2 - 1] + flux[n / 2]) / 2.0 }
+        }
+    }
+}
+
+/// Frames of delay between an STFT frame and its flux value in the envelope.
+pub fn envelope_delay(spec: &SpectrogramParams, params: &OnsetParams) -> usize {
+    params.lag + if params.center { spec.n_fft / (2 * spec.hop_length) } else { 0 }
+}
+
+/// Onset strength envelope of dB mel frames (librosa `onset_strength(S=…)`):
+/// one value per frame, the first `lag + n_fft/(2·hop)` zero.
+pub fn onset_strength_from_db(mel_db: &Frames, spec: &SpectrogramParams, params: &OnsetParams) -> Vec<f32> {
+    let t = mel_db.len();
+    let lag = params.lag.max(1);
+    let delay = envelope_delay(spec, params);
+    let mut envelope = vec![0f32; delay];
+    envelope.extend(
+        (0..t.saturating_sub(lag)).map(|j| spectral_flux(mel_db.frame(j + lag), mel_db.frame(j), params.max_size, params.aggregate)),
+    );
+    if params.detrend {
+        detrend(&mut envelope);
+    }
+    if params.center {
+        envelope.truncate(t);
+    }
+    envelope
+}
+
+/// `scipy.signal.lfilter([1, −1], [1, −0.99], x)` with zero initial state.
+fn detrend(x: &mut [f32]) {
+    let (mut previous_x, mut previous_y) = (0f32, 0f32);
+    for v in x.iter_mut() {
+        let y = *v - previous_x + 0.99 * previous_y;
+        (previous_x, previous_y) = (*v, y);
+        *v = y;
+    }
+}
+
+/// librosa `onset.onset_strength(y=y, sr=sr, ...)`.
+pub fn onset_strength(y: &[f32], spec: &SpectrogramParams, params: &OnsetParams) -> Result<Vec<f32>, RhythmError> {
+    check_finite(y)?;
+    Ok(onset_strength_from_db(&mel_db(y, spec, &DbParams::default()), spec, params))
+}
+
+/// `util.peak_pick` parameters, in frames (librosa names).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PeakPickParams {
+    pub pre_max: usize,
+    pub post_max: usize,
+    pub pre_avg: usize,
+    pub post_avg: usize,
+    pub delta: f32,
+    pub wait: usize,
+}
+
+impl PeakPickParams {
+    /// The values `onset_detect` derives from the frame rate (spec §7.4).
+    pub fn onset_detect_defaults(sr: u32, hop_length: usize) -> PeakPickParams {
+        let frames = |seconds: f64| py_floor_div(seconds * sr as f64, hop_length as f64).ceil() as usize;
+        PeakPickParams {
+            pre_max: frames(0.03),
+            post_max: frames(0.0) + 1,
+            pre_avg: frames(0.10),
+            post_avg: frames(0.10) + 1,
+            delta: 0.07,
+            wait: frames(0.03),
+        }
+    }
+}
+
+/// Python's float `//` (floor of the quotient, computed through `fmod` as CPython does).
+fn py_floor_div(a: f64, b: f64) -> f64 {
+    let m = a % b;
+    let mut div = (a - m) / b;
+    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
+        div -= 1.0;
+    }
+    let floor = div.floor();
+    if div - floor > 0.5 { floor + 1.0 } else { floor }
+}
+
+/// Mean of an f32 slice as numba computes it: sequential f32 sum, divided in f64, cast to f32.
+fn numba_mean(x: &[f32]) -> f32 {
+    let sum = x.iter().fold(0f32, |acc, &v| acc + v);
+    (sum as f64 / x.len() as f64) as f32
+}
+
+/// librosa `util.peak_pick` (the numba version of 0.10.2+; spec §6): frame
+/// `n` is a peak if it equals the maximum of `x[n−pre_max .. n+post_max)` and
+/// is at least the mean of `x[n−pre_avg .. n+post_avg)` plus `delta`; after a
+/// peak, `wait` frames are skipped.
+pub fn peak_pick(x: &[f32], p: &PeakPickParams) -> Vec<usize> {
+    let n_frames = x.len();
+    let mut peaks = Vec::new();
+    if n_frames == 0 {
+        return peaks;
+    }
+    let window_max = |lo: usize, hi: usize| x[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let first = x[0] >= window_max(0, p.post_max.clamp(1, n_frames))
+        && x[0] >= numba_mean(&x[..p.post_avg.clamp(1, n_frames)]) + p.delta;
+    let mut n = if first {
+        peaks.push(0);
+        p.wait + 1
+    } else {
+        1
+    };
+    while n < n_frames {
+        let upper = (n + p.post_max).min(n_frames);
+        if x[n] != window_max(n.saturating_sub(p.pre_max), upper.max(n + 1)) {
+            n += 1;
+            continue;
+        }
+        let avg = numba_mean(&x[n.saturating_sub(p.pre_avg)..(n + p.post_avg).min(n_frames).max(n + 1)]);
+        if x[n] < avg + p.delta {
+            n += 1;
+            continue;
+        }
+        peaks.push(n);
+        n += p.wait + 1;
+    }
+    peaks
+}
+
+/// Normalises an envelope as `onset_detect` does: `(e − min) / (max − min + tiny)`
+/// in f32; `None` when it is all zero or not finite.
+pub fn normalize_envelope(envelope: &[f32]) -> Option<Vec<f32>> {
+    let min = envelope.iter().copied().fold(f32::INFINITY, f32::min);
+    let shifted: Vec<f32> = envelope.iter().map(|&e| e - min).collect();
+    let max = shifted.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let normalized: Vec<f32> = shifted.iter().map(|&e| e / (max + f32::MIN_POSITIVE)).collect();
+    let usable = normalized.iter().any(|&e| e != 0.0) && normalized.iter().all(|e| e.is_finite());
+    usable.then_some(normalized)
+}
+
+/// librosa `onset.onset_detect(onset_envelope=…)` with `backtrack=False`:
+/// onset frame indices, ascending.
+pub fn onset_detect_from_envelope(envelope: &[f32], peaks: &PeakPickParams) -> Vec<usize> {
+    normalize_envelope(envelope).map_or_else(Vec::new, |e| peak_pick(&e, peaks))
+}
+
+/// librosa `onset.onset_backtrack(events, energy)`: each onset moved back to
+/// the nearest preceding local minimum of `energy`.
+pub fn onset_backtrack(events: &[usize], energy: &[f32]) -> Vec<usize> {
+    let n = energy.len();
+    // Local minima: energy[i] <= energy[i-1] and energy[i] < energy[i+1].
+    let mut minima: Vec<usize> =
+        (1..n.saturating_sub(1)).filter(|&i| energy[i] <= energy[i - 1] && energy[i] < energy[i + 1]).collect();
+    minima.insert(0, 0);
+    events
+        .iter()
+        .map(|&e| {
+            let i = minima.partition_point(|&m| m <= e);
+            minima[i.saturating_sub(1)]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_pick_at_16k_marks_frames_above_the_local_mean() {
+        let p = PeakPickParams::onset_detect_defaults(16_000, 512);
+        assert_eq!(p, PeakPickParams { pre_max: 0, post_max: 1, pre_avg: 3, post_avg: 4, delta: 0.07, wait: 0 });
+        assert_eq!(
+            PeakPickParams::onset_detect_defaults(44_100, 512),
+            PeakPickParams { pre_max: 2, post_max: 1, pre_avg: 8, post_avg: 9, delta: 0.07, wait: 2 }
+        );
+        // With pre_max 0 every frame is its own maximum: both halves of a two-frame bump count.
+        let x = [0.0, 0.0, 0.0, 1.0, 0.9, 0.0, 0.0, 0.0, 0.05, 0.0];
+        assert_eq!(peak_pick(&x, &p), vec![3, 4]);
+    }
+
+    #[test]
+    fn peak_pick_waits_after_a_peak() {
+        let p = PeakPickParams { pre_max: 1, post_max: 1, pre_avg: 1, post_avg: 1, delta: 0.0, wait: 2 };
+        // 0 is a peak, so 1 and 2 are skipped; 3 is a peak, so 4 and 5 are.
+        assert_eq!(peak_pick(&[1.0, 0.0, 1.0, 1.0, 0.0, 1.0], &p), vec![0, 3]);
+        assert_eq!(peak_pick(&[1.0, 0.0, 1.0, 1.0, 0.0, 1.0], &PeakPickParams { wait: 0, ..p }), vec![0, 2, 3, 5]);
+    }
+
+    #[test]
+    fn python_floor_division() {
+        assert_eq!(py_floor_div(480.0, 512.0), 0.0);
+        assert_eq!(py_floor_div(1600.0, 512.0), 3.0);
+        assert_eq!(py_floor_div(-1.0, 512.0), -1.0);
+    }
+
+    #[test]
+    fn flux_is_rectified_and_superflux_uses_the_band_maximum() {
+        let current = [1.0, 5.0, 2.0, 0.0];
+        let reference = [2.0, 1.0, 1.0, 3.0];
+        assert_eq!(spectral_flux(&current, &reference, 1, Aggregate::Mean), (0.0 + 4.0 + 1.0 + 0.0) / 4.0);
+        assert_eq!(spectral_flux(&current, &reference, 1, Aggregate::Median), (0.0 + 1.0) / 2.0);
+        // max_size 3: R = [2, 2, 3, 3].
+        assert_eq!(spectral_flux(&current, &reference, 3, Aggregate::Mean), 3.0 / 4.0);
+        // Even max_size 4 is off-centre: [f−2, f+1] → R = [2, 2, 3, 3].
+        assert_eq!(spectral_flux(&current, &reference, 4, Aggregate::Mean), 3.0 / 4.0);
+    }
+
+    #[test]
+    fn backtrack_goes_to_the_previous_minimum() {
+        let energy = [3.0, 1.0, 2.0, 5.0, 4.0, 0.5, 6.0];
+        assert_eq!(onset_backtrack(&[3, 6], &energy), vec![1, 5]);
+    }
+}

@@ -1,0 +1,248 @@
+//! The streaming form of the onset envelope and onset detection: audio in
+//! chunks of any size, each envelope frame out as soon as the sample at its
+//! centre has arrived, state bounded per stream.
+//!
+//! Where librosa's per-clip definition needs the whole signal, the stream
+//! uses what it has seen so far:
+//! - `power_to_db`'s `top_db` clamp uses the running maximum, not the clip's
+//!   (identical once the loudest frame has passed, and wherever the clamp
+//!   does not bind, i.e. the clip spans less than `top_db` dB);
+//! - `onset_detect` normalises the envelope by its running maximum, so a frame
+//!   is judged against the loudest flux so far: decisions are identical from
+//!   the clip's loudest onset on. Each decision waits for `post_avg − 1`
+//!   (at 16 kHz: 3) frames of look-ahead.
+//!
+//! Tempo and beats need the whole clip (the DP backtracks from the end); the
+//! graph computes them per clip with [`super::analyze`].
+
+use std::collections::VecDeque;
+
+use super::mel::{MelFilterbank, power_to_db_value};
+use super::onset::{envelope_delay, spectral_flux};
+use super::stft::{Frames, StftStream};
+use super::{DbParams, OnsetParams, PeakPickParams, RhythmError, RhythmParams, SpectrogramParams, check_finite};
+
+/// One envelope frame, emitted once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StreamedFrame {
+    pub index: usize,
+    pub envelope: f32,
+}
+
+/// What one push produced: new envelope frames, and onsets decided meanwhile.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StreamOutput {
+    pub frames: Vec<StreamedFrame>,
+    pub onsets: Vec<usize>,
+}
+
+/// Onset envelope and onsets of one audio stream, incrementally.
+#[derive(Clone, Debug)]
+pub struct OnsetStream {
+    spec: SpectrogramParams,
+    db: DbParams,
+    onset: OnsetParams,
+    stft: StftStream,
+    filters: MelFilterbank,
+    power: Frames,
+    /// Unclamped dB mel frames still needed as references (the last `lag`).
+    history: VecDeque<Vec<f32>>,
+    max_db: f32,
+    next_index: usize,
+    samples_seen: usize,
+    picker: StreamingPeakPicker,
+}
+
+impl OnsetStream {
+    pub fn new(params: &RhythmParams) -> Result<OnsetStream, RhythmError> {
+        let spec = params.spectrogram;
+        spec.validate()?;
+        let peaks = params.peaks.unwrap_or(PeakPickParams::onset_detect_defaults(spec.sr, spec.hop_length));
+        let stft = StftStream::new(spec.n_fft, spec.hop_length);
+        Ok(OnsetStream {
+            db: params.db,
+            onset: OnsetParams { lag: params.onset.lag.max(1), ..params.onset },
+            power: Frames::new(stft.n_bins()),
+            stft,
+            filters: spec.filterbank(),
+            history: VecDeque::new(),
+            max_db: f32::NEG_INFINITY,
+            next_index: 0,
+            samples_seen: 0,
+            picker: StreamingPeakPicker::new(peaks),
+            spec,
+        })
+    }
+
+    /// Adds samples (any number); returns the frames and onsets they complete.
+    pub fn push(&mut self, samples: &[f32]) -> Result<StreamOutput, RhythmError> {
+        check_finite(samples).map_err(|e| match e {
+            RhythmError::NotFinite { index, value } => RhythmError::NotFinite { index: self.samples_seen + index, value },
+            other => other,
+        })?;
+        self.samples_seen += samples.len();
+        self.power.data.clear();
+        self.stft.push(samples, &mut self.power);
+        Ok(self.process(usize::MAX))
+    }
+
+    /// Ends the stream: the last frames (librosa's length, `1 + n / hop`) and
+    /// the remaining onset decisions.
+    pub fn finish(&mut self) -> StreamOutput {
+        self.power.data.clear();
+        self.stft.finish(&mut self.power);
+        let total = super::stft::frame_count(self.samples_seen, self.spec.hop_length);
+        let mut out = self.process(total);
+        out.onsets.extend(self.picker.finish());
+        out
+    }
+
+    fn process(&mut self, total: usize) -> StreamOutput {
+        let mut out = StreamOutput::default();
+        let delay = envelope_delay(&self.spec, &self.onset);
+        // Leading zeros: the envelope starts `delay` frames late.
+        while self.next_index < delay.min(total) {
+            self.emit(0.0, &mut out);
+        }
+        let frames = std::mem::take(&mut self.power);
+        for power in frames.iter() {
+            let mut mel = vec![0f32; self.filters.n_mels()];
+            self.filters.apply(power, &mut mel);
+            mel.iter_mut().for_each(|v| *v = power_to_db_value(*v, &self.db));
+            self.max_db = mel.iter().copied().fold(self.max_db, f32::max);
+            if self.history.len() == self.onset.lag {
+                let reference = self.history.pop_front().expect("lag frames of history");
+                if self.next_index < total {
+                    let value = spectral_flux(&self.clamp(&mel), &self.clamp(&reference), self.onset.max_size, self.onset.aggregate);
+                    self.emit(value, &mut out);
+                }
+            }
+            self.history.push_back(mel);
+        }
+        self.power = frames;
+        out
+    }
+
+    fn clamp(&self, frame: &[f32]) -> Vec<f32> {
+        match self.db.top_db {
+            Some(top_db) => frame.iter().map(|&v| v.max(self.max_db - top_db)).collect(),
+            None => frame.to_vec(),
+        }
+    }
+
+    fn emit(&mut self, envelope: f32, out: &mut StreamOutput) {
+        out.frames.push(StreamedFrame { index: self.next_index, envelope });
+        out.onsets.extend(self.picker.push(envelope));
+        self.next_index += 1;
+    }
+}
+
+/// `peak_pick` over a growing envelope, normalised by its running range.
+#[derive(Clone, Debug)]
+struct StreamingPeakPicker {
+    params: PeakPickParams,
+    /// Envelope values from index `offset` on.
+    values: VecDeque<f32>,
+    offset: usize,
+    next: usize,
+    min: f32,
+    max: f32,
+}
+
+impl StreamingPeakPicker {
+    fn new(params: PeakPickParams) -> Self {
+        StreamingPeakPicker { params, values: VecDeque::new(), offset: 0, next: 0, min: f32::INFINITY, max: f32::NEG_INFINITY }
+    }
+
+    fn len(&self) -> usize {
+        self.offset + self.values.len()
+    }
+
+    fn push(&mut self, value: f32) -> Vec<usize> {
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        self.values.push_back(value);
+        let look_ahead = self.params.post_max.max(self.params.post_avg).max(1);
+        self.decide(|n, len| n + look_ahead <= len)
+    }
+
+    fn finish(&mut self) -> Vec<usize> {
+        self.decide(|n, len| n < len)
+    }
+
+    /// Decides frames in order while `ready(n, known_len)`.
+    fn decide(&mut self, ready: impl Fn(usize, usize) -> bool) -> Vec<usize> {
+        let mut peaks = Vec::new();
+        let p = self.params;
+        let len = self.len();
+        let (min, range) = (self.min, self.max - self.min);
+        let x = |i: usize| (self.values[i - self.offset] - min) / (range + f32::MIN_POSITIVE);
+        while ready(self.next, len) {
+            let n = self.next;
+            let max_window = (n.saturating_sub(p.pre_max)..(n + p.post_max).min(len).max(n + 1)).map(x).fold(f32::NEG_INFINITY, f32::max);
+            let is_peak = x(n) == max_window && {
+                let window = n.saturating_sub(p.pre_avg)..(n + p.post_avg).min(len).max(n + 1);
+                let count = window.len();
+                let sum = window.map(x).fold(0f32, |acc, v| acc + v);
+                x(n) >= (sum as f64 / count as f64) as f32 + p.delta
+            };
+            if is_peak {
+                peaks.push(n);
+                self.next += p.wait + 1;
+            } else {
+                self.next += 1;
+            }
+        }
+        // Keep only what later decisions can look back at.
+        let keep_from = self.next.saturating_sub(p.pre_max.max(p.pre_avg)).max(self.offset);
+        self.values.drain(..(keep_from - self.offset).min(self.values.len()));
+        self.offset = keep_from;
+        peaks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rhythm::{analyze, onset};
+
+    fn clicks(n: usize) -> Vec<f32> {
+        (0..n).map(|i| if i % 7000 < 40 { 0.8 * ((i % 7000) as f32 * 0.9).sin() } else { 0.0 }).collect()
+    }
+
+    fn streamed(y: &[f32], chunk: usize, params: &RhythmParams) -> (Vec<f32>, Vec<usize>) {
+        let mut stream = OnsetStream::new(params).unwrap();
+        let mut out = StreamOutput::default();
+        for c in y.chunks(chunk.max(1)) {
+            let o = stream.push(c).unwrap();
+            out.frames.extend(o.frames);
+            out.onsets.extend(o.onsets);
+        }
+        let o = stream.finish();
+        out.frames.extend(o.frames);
+        out.onsets.extend(o.onsets);
+        assert!(out.frames.iter().enumerate().all(|(i, f)| f.index == i), "frames in order, once each");
+        (out.frames.iter().map(|f| f.envelope).collect(), out.onsets)
+    }
+
+    #[test]
+    fn without_the_clamp_streaming_equals_per_clip() {
+        let y = clicks(40_000);
+        let params = RhythmParams { db: DbParams { top_db: None, ..Default::default() }, ..Default::default() };
+        let clip = analyze(&y, &params).unwrap();
+        for chunk in [1, 100, 512, 4096, 40_000] {
+            let (envelope, _) = streamed(&y, chunk, &params);
+            assert_eq!(envelope, clip.onset_envelope, "chunk {chunk}");
+        }
+        let mel = onset::mel_db(&y, &params.spectrogram, &params.db);
+        assert_eq!(mel.len(), clip.onset_envelope.len());
+    }
+
+    #[test]
+    fn nan_is_an_error_with_its_position() {
+        let mut stream = OnsetStream::new(&RhythmParams::default()).unwrap();
+        stream.push(&[0.0; 10]).unwrap();
+        let err = stream.push(&[0.0, f32::INFINITY]).unwrap_err();
+        assert_eq!(err, RhythmError::NotFinite { index: 11, value: f32::INFINITY });
+    }
+}
