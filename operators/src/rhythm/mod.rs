@@ -113,7 +113,7 @@ pub struct RhythmParams {
     pub onset: OnsetParams,
     /// `None`: `onset_detect`'s defaults for the frame rate.
     pub peaks: Option<PeakPickParams>,
-    /// Move each onset back to the preceding minimum of the envelope.
+    /// Move each onset back to the preceding minimum of the envelope (`onset_detect(backtrack=True)`).
     pub backtrack: bool,
     pub tempo: TempoParams,
     pub beat: BeatParams,
@@ -128,10 +128,7 @@ pub fn analyze(y: &[f32], params: &RhythmParams) -> Result<MusicRhythm, RhythmEr
     let mel = onset::mel_db(y, spec, &params.db);
     let onset_envelope = onset::onset_strength_from_db(&mel, spec, &params.onset);
     let peaks = params.peaks.unwrap_or(PeakPickParams::onset_detect_defaults(spec.sr, spec.hop_length));
-    let mut onset_frames = onset_detect_from_envelope(&onset_envelope, &peaks);
-    if params.backtrack {
-        onset_frames = onset::onset_backtrack(&onset_frames, &onset_envelope);
-    }
+    let onset_frames = onset_detect_from_envelope(&onset_envelope, &peaks, params.backtrack);
     let beat_onsets = OnsetParams { aggregate: Aggregate::Median, ..params.onset };
     let beat_envelope = onset::onset_strength_from_db(&mel, spec, &beat_onsets);
     let (tempo, beat_frames) = if beat_envelope.iter().all(|&e| e == 0.0) {

@@ -89,7 +89,8 @@ pub fn onset_strength_from_db(mel_db: &Frames, spec: &SpectrogramParams, params:
     let delay = envelope_delay(spec, params);
     let mut envelope = vec![0f32; delay];
     envelope.extend(
-        (0..t.saturating_sub(lag)).map(|j| spectral_flux(mel_db.frame(j + lag), mel_db.frame(j), params.max_size, params.aggregate)),
+        (0..t.saturating_sub(lag))
+            .map(|j| spectral_flux(mel_db.frame(j + lag), mel_db.frame(j), params.max_size, params.aggregate)),
     );
     if params.detrend {
         detrend(&mut envelope);
@@ -206,10 +207,13 @@ pub fn normalize_envelope(envelope: &[f32]) -> Option<Vec<f32>> {
     usable.then_some(normalized)
 }
 
-/// librosa `onset.onset_detect(onset_envelope=…)` with `backtrack=False`:
-/// onset frame indices, ascending.
-pub fn onset_detect_from_envelope(envelope: &[f32], peaks: &PeakPickParams) -> Vec<usize> {
-    normalize_envelope(envelope).map_or_else(Vec::new, |e| peak_pick(&e, peaks))
+/// librosa `onset.onset_detect(onset_envelope=…)`: onset frame indices,
+/// ascending; with `backtrack`, each moved back to the preceding minimum of
+/// the (normalised) envelope.
+pub fn onset_detect_from_envelope(envelope: &[f32], peaks: &PeakPickParams, backtrack: bool) -> Vec<usize> {
+    let Some(normalized) = normalize_envelope(envelope) else { return Vec::new() };
+    let onsets = peak_pick(&normalized, peaks);
+    if backtrack { onset_backtrack(&onsets, &normalized) } else { onsets }
 }
 
 /// librosa `onset.onset_backtrack(events, energy)`: each onset moved back to

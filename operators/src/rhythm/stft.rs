@@ -96,7 +96,9 @@ impl PowerFft {
         for ((dst, &x), &w) in self.input.iter_mut().zip(frame).zip(&self.window) {
             *dst = w * x as f64;
         }
-        self.fft.process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch).expect("buffer sizes are the planner's");
+        self.fft
+            .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
+            .expect("buffer sizes are the planner's");
         for (dst, c) in out.iter_mut().zip(&self.spectrum) {
             let magnitude = (c.re as f32).hypot(c.im as f32);
             *dst = magnitude * magnitude;
@@ -222,7 +224,11 @@ mod tests {
         let w = periodic_hann(4);
         assert_eq!(w, vec![0.0, 0.5, 1.0, 0.5]);
         let w = periodic_hann(2048);
-        assert!(w.iter().enumerate().all(|(i, &v)| (v - (0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / 2048.0).cos())).abs() < 1e-15));
+        assert!(
+            w.iter()
+                .enumerate()
+                .all(|(i, &v)| (v - (0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / 2048.0).cos())).abs() < 1e-15)
+        );
     }
 
     #[test]

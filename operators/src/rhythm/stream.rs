@@ -77,7 +77,9 @@ impl OnsetStream {
     /// Adds samples (any number); returns the frames and onsets they complete.
     pub fn push(&mut self, samples: &[f32]) -> Result<StreamOutput, RhythmError> {
         check_finite(samples).map_err(|e| match e {
-            RhythmError::NotFinite { index, value } => RhythmError::NotFinite { index: self.samples_seen + index, value },
+            RhythmError::NotFinite { index, value } => {
+                RhythmError::NotFinite { index: self.samples_seen + index, value }
+            }
             other => other,
         })?;
         self.samples_seen += samples.len();
@@ -113,7 +115,12 @@ impl OnsetStream {
             if self.history.len() == self.onset.lag {
                 let reference = self.history.pop_front().expect("lag frames of history");
                 if self.next_index < total {
-                    let value = spectral_flux(&self.clamp(&mel), &self.clamp(&reference), self.onset.max_size, self.onset.aggregate);
+                    let value = spectral_flux(
+                        &self.clamp(&mel),
+                        &self.clamp(&reference),
+                        self.onset.max_size,
+                        self.onset.aggregate,
+                    );
                     self.emit(value, &mut out);
                 }
             }
@@ -151,7 +158,14 @@ struct StreamingPeakPicker {
 
 impl StreamingPeakPicker {
     fn new(params: PeakPickParams) -> Self {
-        StreamingPeakPicker { params, values: VecDeque::new(), offset: 0, next: 0, min: f32::INFINITY, max: f32::NEG_INFINITY }
+        StreamingPeakPicker {
+            params,
+            values: VecDeque::new(),
+            offset: 0,
+            next: 0,
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+        }
     }
 
     fn len(&self) -> usize {
@@ -179,7 +193,9 @@ impl StreamingPeakPicker {
         let x = |i: usize| (self.values[i - self.offset] - min) / (range + f32::MIN_POSITIVE);
         while ready(self.next, len) {
             let n = self.next;
-            let max_window = (n.saturating_sub(p.pre_max)..(n + p.post_max).min(len).max(n + 1)).map(x).fold(f32::NEG_INFINITY, f32::max);
+            let max_window = (n.saturating_sub(p.pre_max)..(n + p.post_max).min(len).max(n + 1))
+                .map(x)
+                .fold(f32::NEG_INFINITY, f32::max);
             let is_peak = x(n) == max_window && {
                 let window = n.saturating_sub(p.pre_avg)..(n + p.post_avg).min(len).max(n + 1);
                 let count = window.len();

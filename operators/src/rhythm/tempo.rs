@@ -62,7 +62,9 @@ impl Tempogram {
     /// Mean over frames of each lag (`np.mean(tg, axis=-1)`).
     pub fn mean_over_time(&self) -> Vec<f64> {
         let n = self.n_frames();
-        (0..self.win_length).map(|k| (0..n).map(|t| self.data[t * self.win_length + k]).sum::<f64>() / n as f64).collect()
+        (0..self.win_length)
+            .map(|k| (0..n).map(|t| self.data[t * self.win_length + k]).sum::<f64>() / n as f64)
+            .collect()
     }
 }
 
@@ -121,7 +123,9 @@ impl Default for TempoParams {
 
 /// BPM of each tempogram lag: `60·sr / (hop·k)`, with lag 0 infinite.
 pub fn tempo_frequencies(n_bins: usize, sr: u32, hop_length: usize) -> Vec<f64> {
-    (0..n_bins).map(|k| if k == 0 { f64::INFINITY } else { 60.0 * sr as f64 / (hop_length as f64 * k as f64) }).collect()
+    (0..n_bins)
+        .map(|k| if k == 0 { f64::INFINITY } else { 60.0 * sr as f64 / (hop_length as f64 * k as f64) })
+        .collect()
 }
 
 /// librosa `feature.tempo(onset_envelope=envelope)` (spec §9): the lag `k`
