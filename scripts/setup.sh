@@ -4,7 +4,8 @@
 #     pkg-config, and sonic-pi-samples (CC0 drum loops used by tests).
 #   - .venv/: a project-local Python with the PyPI torch==2.11.0 wheel, whose libtorch
 #     the `tch` crate links against (LIBTORCH_USE_PYTORCH=1).
-# Source it (`. scripts/setup.sh`) or run it; either way it prints nothing when done before.
+#   - with --test: the Python packages the tests compare against (scripts/requirements-test.txt).
+# Prints nothing when everything is already there.
 set -euo pipefail
 
 MUDAR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,4 +47,15 @@ if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split(
   echo "setup: installing torch==$TORCH_VERSION into $venv (a large download, once)" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION" >&2
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+  requirements="$MUDAR_ROOT/scripts/requirements-test.txt"
+  stamp="$venv/.requirements-test.sha256"
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    echo "setup: installing test references ($(grep -v '^#' "$requirements" | tr '\n' ' '))" >&2
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements" >&2
+    echo "$want" >"$stamp"
+  fi
 fi

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, then builds and runs every
-# test of the workspace (unit, integration, doc tests, examples and benchmarks
+# The whole test suite: installs what is missing (with the Python references
+# the tests compare against: librosa), then builds and runs every test of the workspace (unit, integration, doc tests, examples and benchmarks
 # in test mode).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 . scripts/env.sh
 cargo test --workspace --all-targets --locked "$@"
 cargo test --workspace --doc --locked

@@ -122,3 +122,56 @@ fn info_finds_gstreamer_and_libtorch() {
     assert_eq!(info["missing_elements"].as_array().unwrap().len(), 0);
     assert!(info["torch"]["threads"].as_i64().unwrap() >= 1);
 }
+
+#[test]
+fn music_finds_the_beats_of_a_synthetic_dance() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let run =
+        mudar(&["synth", "--out", out, "--style", "hiphop", "--duration", "12", "--format", "webm-vp8", "--seed", "3"]);
+    assert!(run.status.success());
+    let video = dir.path().join("dance-0003-hiphop.webm");
+    let truth: GroundTruth =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("dance-0003-hiphop.truth.json")).unwrap())
+            .unwrap();
+
+    let run = mudar(&["music", "--json", video.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!((result["sr"].as_u64(), result["hop_length"].as_u64()), (Some(16_000), Some(512)));
+    let n_frames = result["n_frames"].as_u64().unwrap() as usize;
+    assert_eq!(n_frames, 1 + 12 * 16_000 / 512);
+    assert_eq!(result["onset_envelope"].as_array().unwrap().len(), n_frames);
+    // 92 bpm on librosa's lag grid (1875 / 20 = 93.75).
+    assert_eq!(result["tempo"].as_f64().unwrap(), 93.75);
+    // Every tracked beat is within two frames (64 ms) of a true beat. Onsets trail
+    // the true ones by up to three frames: librosa's envelope peaks a frame or two
+    // late, and at 16 kHz it often reports two adjacent frames.
+    let frame = 512.0 / 16_000.0;
+    let near =
+        |t: f64, truth: &[f64], before: f64, after: f64| truth.iter().any(|&g| t >= g - before && t <= g + after);
+    let beats: Vec<f64> = serde_json::from_value(result["beat_times"].clone()).unwrap();
+    assert!(beats.len() >= 12, "{beats:?}");
+    assert!(
+        beats.iter().all(|&t| near(t, &truth.beat_times, 2.0 * frame, 2.0 * frame)),
+        "{beats:?} vs {:?}",
+        truth.beat_times
+    );
+    let onsets: Vec<f64> = serde_json::from_value(result["onset_times"].clone()).unwrap();
+    let missed: Vec<f64> =
+        onsets.iter().copied().filter(|&t| !near(t, &truth.onset_times, frame, 3.0 * frame)).collect();
+    assert!(missed.is_empty(), "{missed:?} of {onsets:?} vs {:?}", truth.onset_times);
+    let frames: Vec<f64> = serde_json::from_value(result["beat_frames"].clone()).unwrap();
+    assert!(frames.iter().zip(&beats).all(|(f, t)| (f * 512.0 / 16_000.0 - t).abs() < 1e-9));
+
+    // A video without sound is an error naming it; the batch goes on.
+    let silent = dir.path().join("silent.mp4");
+    gst_launch(&format!(
+        "videotestsrc num-buffers=16 ! video/x-raw,width=64,height=48,framerate=8/1 ! x264enc ! mp4mux ! filesink location={}",
+        silent.display()
+    ));
+    let run = mudar(&["music", silent.to_str().unwrap(), video.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("silent.mp4: no audio track"));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("tempo 93.75 bpm"));
+}

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod info;
+mod music;
 mod probe;
 mod progress;
 mod synth;
@@ -14,8 +15,8 @@ mod synth;
 ///
 /// Inputs are local paths or URIs in any format GStreamer decodes (MP4, WebM,
 /// MKV, AVI, MOV, GIF; WAV, FLAC, OGG, MP3, M4A). Start with `mudar synth` to
-/// make sample dances, then `mudar probe` them. `mudar info` checks the
-/// installation.
+/// make sample dances, then `mudar probe` them and `mudar music` their
+/// rhythm. `mudar info` checks the installation.
 #[derive(Debug, Parser)]
 #[command(name = "mudar", version, about, long_about, max_term_width = 100)]
 struct Cli {
@@ -26,6 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Probe(probe::Args),
+    Music(music::Args),
     Synth(synth::Args),
     Info(info::Args),
 }
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe(args) => probe::run(args),
+        Command::Music(args) => music::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Info(args) => info::run(args),
     };
