@@ -14,6 +14,7 @@
 //! and streaming ([`OnsetStream`]) where audio arrives in chunks of any size.
 
 pub mod beat;
+pub mod features;
 pub mod mel;
 pub mod onset;
 pub mod stft;
@@ -21,6 +22,7 @@ pub mod stream;
 pub mod tempo;
 
 pub use beat::{BeatParams, track_beats};
+pub use features::{audio_input, audio_input_width};
 pub use mel::{DbParams, MelFilterbank, power_to_db};
 pub use onset::{Aggregate, OnsetParams, PeakPickParams, onset_detect_from_envelope, onset_strength, peak_pick};
 pub use stft::{Frames, power_spectrogram};
@@ -122,6 +124,11 @@ pub struct RhythmParams {
 /// Onset envelope, onsets, tempo and beats of a clip, as librosa's
 /// `onset_strength`, `onset_detect` and `beat_track` give them.
 pub fn analyze(y: &[f32], params: &RhythmParams) -> Result<MusicRhythm, RhythmError> {
+    analyze_with_mel(y, params).map(|(rhythm, _)| rhythm)
+}
+
+/// [`analyze`], also returning the dB mel spectrogram it was computed from.
+pub fn analyze_with_mel(y: &[f32], params: &RhythmParams) -> Result<(MusicRhythm, Frames), RhythmError> {
     check_finite(y)?;
     let spec = &params.spectrogram;
     spec.validate()?;
@@ -137,5 +144,47 @@ pub fn analyze(y: &[f32], params: &RhythmParams) -> Result<MusicRhythm, RhythmEr
         let bpm = tempo(&beat_envelope, spec.sr, spec.hop_length, &params.tempo);
         (bpm, track_beats(&beat_envelope, bpm, spec.frame_rate(), &params.beat))
     };
-    Ok(MusicRhythm { onset_envelope, onset_frames, tempo, beat_frames })
+    Ok((MusicRhythm { onset_envelope, onset_frames, tempo, beat_frames }, mel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_gives_zeros_and_nothing_detected() {
+        let rhythm = analyze(&[0.0; 40_000], &RhythmParams::default()).unwrap();
+        assert_eq!(rhythm.onset_envelope.len(), 1 + 40_000 / 512);
+        assert!(rhythm.onset_envelope.iter().all(|&e| e == 0.0));
+        assert!(rhythm.onset_frames.is_empty() && rhythm.beat_frames.is_empty());
+        assert_eq!(rhythm.tempo, 0.0);
+    }
+
+    #[test]
+    fn not_finite_audio_is_an_error() {
+        let mut y = vec![0.1f32; 5000];
+        y[1234] = f32::NAN;
+        let err = analyze(&y, &RhythmParams::default()).unwrap_err();
+        assert!(matches!(err, RhythmError::NotFinite { index: 1234, .. }), "{err}");
+        y[1234] = f32::NEG_INFINITY;
+        assert!(err.to_string().contains("1234"));
+        assert!(onset_strength(&y, &SpectrogramParams::default(), &OnsetParams::default()).is_err());
+    }
+
+    #[test]
+    fn shorter_than_the_window_and_empty() {
+        // Fewer frames than lag + 2: the envelope is all zero, as librosa's.
+        let rhythm = analyze(&[0.5; 1000], &RhythmParams::default()).unwrap();
+        assert_eq!(rhythm.onset_envelope, vec![0.0; 2]);
+        assert!(analyze(&[], &RhythmParams::default()).unwrap().onset_envelope == vec![0.0]);
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        let bad = RhythmParams {
+            spectrogram: SpectrogramParams { fmax: Some(9000.0), ..Default::default() },
+            ..Default::default()
+        };
+        assert!(matches!(analyze(&[0.0; 100], &bad), Err(RhythmError::Parameter(_))));
+    }
 }

@@ -261,4 +261,83 @@ mod tests {
         let err = stream.push(&[0.0, f32::INFINITY]).unwrap_err();
         assert_eq!(err, RhythmError::NotFinite { index: 11, value: f32::INFINITY });
     }
+
+    /// A click track with random period, level and noise floor.
+    fn signal(period: usize, level: f32, noise: f32, seed: u64, n: usize) -> Vec<f32> {
+        let mut rng = crate::synth::SplitMix64::new(seed);
+        (0..n)
+            .map(|i| {
+                let click = if i % period < 60 { level * ((i % period) as f32 * 0.7).sin() } else { 0.0 };
+                click + noise * rng.signed()
+            })
+            .collect()
+    }
+
+    /// Splits `n` samples into chunks of the given sizes, cycling.
+    fn chunked(y: &[f32], sizes: &[usize]) -> Vec<Vec<f32>> {
+        let (mut out, mut at, mut k) = (Vec::new(), 0, 0);
+        while at < y.len() {
+            let size = sizes[k % sizes.len()].min(y.len() - at);
+            out.push(y[at..at + size].to_vec());
+            (at, k) = (at + size, k + 1);
+        }
+        out
+    }
+
+    fn stream_chunks(chunks: &[Vec<f32>], params: &RhythmParams) -> (Vec<f32>, Vec<usize>) {
+        let mut stream = OnsetStream::new(params).unwrap();
+        let (mut envelope, mut onsets) = (Vec::new(), Vec::new());
+        let mut outputs: Vec<StreamOutput> = chunks.iter().map(|c| stream.push(c).unwrap()).collect();
+        outputs.push(stream.finish());
+        for out in outputs {
+            envelope.extend(out.frames.iter().map(|f| f.envelope));
+            onsets.extend(out.onsets);
+        }
+        (envelope, onsets)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Any chunking streams the per-clip envelope exactly where the clamp
+        /// cannot differ, and the per-clip onsets from the loudest flux on.
+        #[test]
+        fn chunked_streaming_equals_per_clip(
+            period in 3000usize..12_000,
+            level in 0.05f32..1.0,
+            noise in 0.0f32..0.05,
+            seed in 0u64..1000,
+            n in 2000usize..60_000,
+            sizes in proptest::collection::vec(1usize..5000, 1..6),
+        ) {
+            let y = signal(period, level, noise, seed, n);
+            let chunks = chunked(&y, &sizes);
+            for top_db in [None, Some(80.0)] {
+                let params = RhythmParams { db: DbParams { top_db, ..Default::default() }, ..Default::default() };
+                let clip = analyze(&y, &params).unwrap();
+                let (envelope, onsets) = stream_chunks(&chunks, &params);
+                proptest::prop_assert_eq!(envelope.len(), clip.onset_envelope.len());
+                // Where the clamp binds, frames agree once the loudest dB value has been seen.
+                let settled = match top_db {
+                    None => 0,
+                    Some(_) => {
+                        let mel = onset::mel_db(&y, &params.spectrogram, &DbParams { top_db: None, ..Default::default() });
+                        let loudest = (0..mel.len()).max_by(|&a, &b| {
+                            let max = |t: usize| mel.frame(t).iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                            max(a).total_cmp(&max(b))
+                        }).unwrap();
+                        loudest + onset::envelope_delay(&params.spectrogram, &params.onset)
+                    }
+                };
+                proptest::prop_assert_eq!(&envelope[settled.min(envelope.len())..], &clip.onset_envelope[settled.min(envelope.len())..]);
+                // Onset decisions agree once the running maximum is the clip's maximum.
+                let argmax = (0..envelope.len()).max_by(|&a, &b| clip.onset_envelope[a].total_cmp(&clip.onset_envelope[b]).then(b.cmp(&a))).unwrap_or(0);
+                let from = argmax.max(settled).saturating_sub(3);
+                let tail = |o: &[usize]| o.iter().copied().filter(|&f| f >= from).collect::<Vec<_>>();
+                if top_db.is_none() {
+                    proptest::prop_assert_eq!(tail(&onsets), tail(&clip.onset_frames));
+                }
+            }
+        }
+    }
 }
