@@ -77,6 +77,8 @@ fn dynamic_programme(local: &[f64], period: f64, tightness: f64) -> (Vec<isize>,
     let (mut backlink, mut cumulative) = (vec![-1isize; n], vec![0f64; n]);
     let nearest = round_half_even(period / 2.0) as usize;
     let farthest = (2.0 * period) as usize;
+    // The transition penalty depends on the distance only: compute it once per distance.
+    let penalty: Vec<f64> = (0..=farthest).map(|d| tightness * ((d as f64).ln() - period.ln()).powi(2)).collect();
     let mut first_beat = true;
     for (i, &score) in local.iter().enumerate() {
         let (mut best, mut location) = (f64::NEG_INFINITY, -1isize);
@@ -84,7 +86,7 @@ fn dynamic_programme(local: &[f64], period: f64, tightness: f64) -> (Vec<isize>,
             if d > i {
                 break;
             }
-            let candidate = cumulative[i - d] - tightness * ((d as f64).ln() - period.ln()).powi(2);
+            let candidate = cumulative[i - d] - penalty[d];
             if candidate > best {
                 (best, location) = (candidate, (i - d) as isize);
             }

@@ -2,7 +2,7 @@
 //! (`util.peak_pick`, §6) and onset detection (`onset.onset_detect`, §7).
 
 use super::mel::{DbParams, power_to_db};
-use super::stft::{Frames, power_spectrogram};
+use super::stft::{Frames, StftStream, frame_count};
 use super::{RhythmError, SpectrogramParams, check_finite};
 
 /// How the per-band flux is combined into one value per frame.
@@ -37,12 +37,28 @@ impl Default for OnsetParams {
 
 /// Log-power mel spectrogram (`power_to_db(melspectrogram(y))`), frames of `n_mels`.
 pub fn mel_db(y: &[f32], spec: &SpectrogramParams, db: &DbParams) -> Frames {
-    let power = power_spectrogram(y, spec.n_fft, spec.hop_length);
     let filters = spec.filterbank();
-    let mut mel = Frames { n_bins: filters.n_mels(), data: vec![0.0; power.len() * filters.n_mels()] };
-    for (p, m) in power.iter().zip(mel.data.chunks_exact_mut(filters.n_mels())) {
-        filters.apply(p, m);
+    let mut stream = StftStream::new(spec.n_fft, spec.hop_length);
+    let mut mel = Frames {
+        n_bins: filters.n_mels(),
+        data: Vec::with_capacity(frame_count(y.len(), spec.hop_length) * filters.n_mels()),
+    };
+    let mut power = Frames::new(stream.n_bins());
+    // A block of frames at a time: the power spectrogram is never held whole.
+    let mut convert = |power: &mut Frames| {
+        for p in power.iter() {
+            let start = mel.data.len();
+            mel.data.resize(start + filters.n_mels(), 0.0);
+            filters.apply(p, &mut mel.data[start..]);
+        }
+        power.data.clear();
+    };
+    for block in y.chunks(64 * spec.hop_length) {
+        stream.push(block, &mut power);
+        convert(&mut power);
     }
+    stream.finish(&mut power);
+    convert(&mut power);
     power_to_db(&mut mel.data, db);
     mel
 }
@@ -70,8 +86,14 @@ pub fn spectral_flux(current: &[f32], reference: &[f32], max_size: usize, aggreg
         // numpy adds the band rows one after another in f32, then divides.
         Aggregate::Mean => flux.iter().fold(0f32, |acc, &x| acc + x) / n as f32,
         Aggregate::Median => {
-            flux.sort_by(f32::total_cmp);
-            if n % 2 == 1 { flux[n / 2] } else { (flux[n / 2 - 1] + flux[n / 2]) / 2.0 }
+            // Order statistics by selection, not a full sort.
+            let (below, &mut upper, _) = flux.select_nth_unstable_by(n / 2, f32::total_cmp);
+            if n % 2 == 1 {
+                upper
+            } else {
+                let lower = below.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                (lower + upper) / 2.0
+            }
         }
     }
 }

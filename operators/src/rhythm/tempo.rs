@@ -18,7 +18,7 @@ struct Autocorrelator {
 
 impl Autocorrelator {
     fn new(win_length: usize) -> Autocorrelator {
-        let n = (2 * win_length - 1).next_power_of_two();
+        let n = next_fast_len(2 * win_length - 1);
         let mut planner = RealFftPlanner::<f64>::new();
         let forward = planner.plan_fft_forward(n);
         let inverse = planner.plan_fft_inverse(n);
@@ -39,6 +39,21 @@ impl Autocorrelator {
             *dst = v / n as f64;
         }
     }
+}
+
+/// Smallest length ≥ `n` whose only prime factors are 2, 3 and 5 (fast FFT sizes).
+fn next_fast_len(n: usize) -> usize {
+    (n..)
+        .find(|&m| {
+            let mut m = m;
+            for p in [2, 3, 5] {
+                while m % p == 0 {
+                    m /= p;
+                }
+            }
+            m == 1
+        })
+        .expect("there is always a larger 5-smooth number")
 }
 
 /// Tempogram: `win_length` rows (lag in frames) × one column per envelope
