@@ -100,7 +100,11 @@ impl PowerFft {
             .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
             .expect("buffer sizes are the planner's");
         for (dst, c) in out.iter_mut().zip(&self.spectrum) {
-            let magnitude = (c.re as f32).hypot(c.im as f32);
+            // hypotf of the complex64 parts, computed as glibc does (in f64,
+            // rounded once), without the libm call's overflow handling: the
+            // squares of f32 values cannot overflow an f64.
+            let (re, im) = (c.re as f32 as f64, c.im as f32 as f64);
+            let magnitude = (re * re + im * im).sqrt() as f32;
             *dst = magnitude * magnitude;
         }
     }
