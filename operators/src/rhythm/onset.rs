@@ -1,6 +1,8 @@
 //! Onset strength (librosa `onset.onset_strength`, spec §5), peak picking
 //! (`util.peak_pick`, §6) and onset detection (`onset.onset_detect`, §7).
 
+use std::collections::VecDeque;
+
 use super::mel::{DbParams, power_to_db};
 use super::stft::{Frames, StftStream, frame_count};
 use super::{RhythmError, SpectrogramParams, check_finite};
@@ -176,46 +178,100 @@ fn py_floor_div(a: f64, b: f64) -> f64 {
     if div - floor > 0.5 { floor + 1.0 } else { floor }
 }
 
-/// Mean of an f32 slice as numba computes it: sequential f32 sum, divided in f64, cast to f32.
-fn numba_mean(x: &[f32]) -> f32 {
-    let sum = x.iter().fold(0f32, |acc, &v| acc + v);
-    (sum as f64 / x.len() as f64) as f32
-}
-
 /// librosa `util.peak_pick` (the numba version of 0.10.2+; spec §6): frame
 /// `n` is a peak if it equals the maximum of `x[n−pre_max .. n+post_max)` and
 /// is at least the mean of `x[n−pre_avg .. n+post_avg)` plus `delta`; after a
 /// peak, `wait` frames are skipped.
 pub fn peak_pick(x: &[f32], p: &PeakPickParams) -> Vec<usize> {
-    let n_frames = x.len();
-    let mut peaks = Vec::new();
-    if n_frames == 0 {
-        return peaks;
-    }
-    let window_max = |lo: usize, hi: usize| x[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let first = x[0] >= window_max(0, p.post_max.clamp(1, n_frames))
-        && x[0] >= numba_mean(&x[..p.post_avg.clamp(1, n_frames)]) + p.delta;
-    let mut n = if first {
-        peaks.push(0);
-        p.wait + 1
-    } else {
-        1
-    };
-    while n < n_frames {
-        let upper = (n + p.post_max).min(n_frames);
-        if x[n] != window_max(n.saturating_sub(p.pre_max), upper.max(n + 1)) {
-            n += 1;
-            continue;
-        }
-        let avg = numba_mean(&x[n.saturating_sub(p.pre_avg)..(n + p.post_avg).min(n_frames).max(n + 1)]);
-        if x[n] < avg + p.delta {
-            n += 1;
-            continue;
-        }
-        peaks.push(n);
-        n += p.wait + 1;
-    }
+    let mut picker = PeakPicker::new(*p);
+    let mut peaks: Vec<usize> = x.iter().flat_map(|&v| picker.push(v)).collect();
+    peaks.extend(picker.finish());
     peaks
+}
+
+/// [`peak_pick`] over a growing sequence: each frame is decided as soon as
+/// its look-ahead (`max(post_max, post_avg)` frames) is known, or at
+/// [`PeakPicker::finish`]. The per-clip function is this, fed everything at once.
+#[derive(Clone, Debug)]
+pub struct PeakPicker {
+    params: PeakPickParams,
+    /// Values from index `offset` on (what later decisions can still look at).
+    values: VecDeque<f32>,
+    offset: usize,
+    next: usize,
+    /// Normalise by the running range, as `onset_detect` normalises by the clip's.
+    normalize: bool,
+    min: f32,
+    max: f32,
+}
+
+impl PeakPicker {
+    /// Picks peaks of the values as given.
+    pub fn new(params: PeakPickParams) -> PeakPicker {
+        PeakPicker {
+            params,
+            values: VecDeque::new(),
+            offset: 0,
+            next: 0,
+            normalize: false,
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+        }
+    }
+
+    /// Picks peaks of `(v − min) / (max − min + tiny)` with the running minimum and maximum.
+    pub fn normalizing(params: PeakPickParams) -> PeakPicker {
+        PeakPicker { normalize: true, ..PeakPicker::new(params) }
+    }
+
+    /// Adds the next value; returns the frames decided to be peaks meanwhile.
+    pub fn push(&mut self, value: f32) -> Vec<usize> {
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        self.values.push_back(value);
+        let look_ahead = self.params.post_max.max(self.params.post_avg).max(1);
+        self.decide(|n, len| n + look_ahead <= len)
+    }
+
+    /// Ends the sequence: decides the remaining frames.
+    pub fn finish(&mut self) -> Vec<usize> {
+        self.decide(|n, len| n < len)
+    }
+
+    fn decide(&mut self, ready: impl Fn(usize, usize) -> bool) -> Vec<usize> {
+        let p = self.params;
+        let len = self.offset + self.values.len();
+        let (min, range) =
+            if self.normalize { (self.min, self.max - self.min + f32::MIN_POSITIVE) } else { (0.0, 1.0) };
+        let x = |i: usize| {
+            if self.normalize { (self.values[i - self.offset] - min) / range } else { self.values[i - self.offset] }
+        };
+        let mut peaks = Vec::new();
+        while ready(self.next, len) {
+            let n = self.next;
+            // Windows are clipped to the sequence and always hold n itself.
+            let max_window = n.saturating_sub(p.pre_max)..(n + p.post_max).min(len).max(n + 1);
+            let is_max = x(n) == max_window.map(x).fold(f32::NEG_INFINITY, f32::max);
+            let is_peak = is_max && {
+                // numba's mean: sequential f32 sum, divided in f64, cast to f32; the test in f32.
+                let window = n.saturating_sub(p.pre_avg)..(n + p.post_avg).min(len).max(n + 1);
+                let count = window.len();
+                let sum = window.map(x).fold(0f32, |acc, v| acc + v);
+                x(n) >= (sum as f64 / count as f64) as f32 + p.delta
+            };
+            if is_peak {
+                peaks.push(n);
+                self.next += p.wait + 1;
+            } else {
+                self.next += 1;
+            }
+        }
+        // What later decisions can look back at; never past what has arrived.
+        let keep_from = self.next.saturating_sub(p.pre_max.max(p.pre_avg)).min(len).max(self.offset);
+        self.values.drain(..(keep_from - self.offset).min(self.values.len()));
+        self.offset = keep_from;
+        peaks
+    }
 }
 
 /// Normalises an envelope as `onset_detect` does: `(e − min) / (max − min + tiny)`

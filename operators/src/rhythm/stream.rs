@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 
 use super::mel::{MelFilterbank, power_to_db_value};
-use super::onset::{envelope_delay, spectral_flux};
+use super::onset::{PeakPicker, envelope_delay, spectral_flux};
 use super::stft::{Frames, StftStream};
 use super::{DbParams, OnsetParams, PeakPickParams, RhythmError, RhythmParams, SpectrogramParams, check_finite};
 
@@ -50,7 +50,7 @@ pub struct OnsetStream {
     max_db: f32,
     next_index: usize,
     samples_seen: usize,
-    picker: StreamingPeakPicker,
+    picker: PeakPicker,
 }
 
 impl OnsetStream {
@@ -69,7 +69,7 @@ impl OnsetStream {
             max_db: f32::NEG_INFINITY,
             next_index: 0,
             samples_seen: 0,
-            picker: StreamingPeakPicker::new(peaks),
+            picker: PeakPicker::normalizing(peaks),
             spec,
         })
     }
@@ -141,79 +141,6 @@ impl OnsetStream {
         out.frames.push(StreamedFrame { index: self.next_index, envelope });
         out.onsets.extend(self.picker.push(envelope));
         self.next_index += 1;
-    }
-}
-
-/// `peak_pick` over a growing envelope, normalised by its running range.
-#[derive(Clone, Debug)]
-struct StreamingPeakPicker {
-    params: PeakPickParams,
-    /// Envelope values from index `offset` on.
-    values: VecDeque<f32>,
-    offset: usize,
-    next: usize,
-    min: f32,
-    max: f32,
-}
-
-impl StreamingPeakPicker {
-    fn new(params: PeakPickParams) -> Self {
-        StreamingPeakPicker {
-            params,
-            values: VecDeque::new(),
-            offset: 0,
-            next: 0,
-            min: f32::INFINITY,
-            max: f32::NEG_INFINITY,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.offset + self.values.len()
-    }
-
-    fn push(&mut self, value: f32) -> Vec<usize> {
-        self.min = self.min.min(value);
-        self.max = self.max.max(value);
-        self.values.push_back(value);
-        let look_ahead = self.params.post_max.max(self.params.post_avg).max(1);
-        self.decide(|n, len| n + look_ahead <= len)
-    }
-
-    fn finish(&mut self) -> Vec<usize> {
-        self.decide(|n, len| n < len)
-    }
-
-    /// Decides frames in order while `ready(n, known_len)`.
-    fn decide(&mut self, ready: impl Fn(usize, usize) -> bool) -> Vec<usize> {
-        let mut peaks = Vec::new();
-        let p = self.params;
-        let len = self.len();
-        let (min, range) = (self.min, self.max - self.min);
-        let x = |i: usize| (self.values[i - self.offset] - min) / (range + f32::MIN_POSITIVE);
-        while ready(self.next, len) {
-            let n = self.next;
-            let max_window = (n.saturating_sub(p.pre_max)..(n + p.post_max).min(len).max(n + 1))
-                .map(x)
-                .fold(f32::NEG_INFINITY, f32::max);
-            let is_peak = x(n) == max_window && {
-                let window = n.saturating_sub(p.pre_avg)..(n + p.post_avg).min(len).max(n + 1);
-                let count = window.len();
-                let sum = window.map(x).fold(0f32, |acc, v| acc + v);
-                x(n) >= (sum as f64 / count as f64) as f32 + p.delta
-            };
-            if is_peak {
-                peaks.push(n);
-                self.next += p.wait + 1;
-            } else {
-                self.next += 1;
-            }
-        }
-        // Keep only what later decisions can look back at.
-        let keep_from = self.next.saturating_sub(p.pre_max.max(p.pre_avg)).max(self.offset);
-        self.values.drain(..(keep_from - self.offset).min(self.values.len()));
-        self.offset = keep_from;
-        peaks
     }
 }
 
