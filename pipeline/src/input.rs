@@ -35,6 +35,40 @@ pub fn is_uri(input: &str) -> bool {
     }
 }
 
+/// For a RIFF/WAVE file cut short: `(seconds present, seconds its header declares)`.
+///
+/// GStreamer plays a truncated WAV up to the cut without a word (its duration
+/// comes from the file size), so we compare the `data` chunk's declared size
+/// with the bytes actually there.
+pub fn wav_truncation(path: &Path) -> Option<(f64, f64)> {
+    use std::io::Read;
+    // Only regular files: opening a pipe or device to peek could block.
+    let metadata = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+    let file_len = metadata.len();
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut head = vec![0u8; 4096];
+    let n = file.read(&mut head).ok()?;
+    let head = &head[..n];
+    if n < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return None;
+    }
+    let u32_at = |i: usize| head.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64);
+    let (mut at, mut byte_rate) = (12usize, None);
+    while let (Some(id), Some(size)) = (head.get(at..at + 4), u32_at(at + 4)) {
+        match id {
+            b"fmt " => byte_rate = u32_at(at + 16),
+            b"data" => {
+                let byte_rate = byte_rate.filter(|&r| r > 0)? as f64;
+                let present = file_len.saturating_sub(at as u64 + 8);
+                return (present < size).then(|| (present as f64 / byte_rate, size as f64 / byte_rate));
+            }
+            _ => {}
+        }
+        at += 8 + size as usize + (size as usize & 1);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,38 +106,4 @@ mod tests {
         std::fs::write(&path, b"not a wav").unwrap();
         assert_eq!(wav_truncation(&path), None);
     }
-}
-
-/// For a RIFF/WAVE file cut short: `(seconds present, seconds its header declares)`.
-///
-/// GStreamer plays a truncated WAV up to the cut without a word (its duration
-/// comes from the file size), so we compare the `data` chunk's declared size
-/// with the bytes actually there.
-pub fn wav_truncation(path: &Path) -> Option<(f64, f64)> {
-    use std::io::Read;
-    // Only regular files: opening a pipe or device to peek could block.
-    let metadata = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
-    let file_len = metadata.len();
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut head = vec![0u8; 4096];
-    let n = file.read(&mut head).ok()?;
-    let head = &head[..n];
-    if n < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
-        return None;
-    }
-    let u32_at = |i: usize| head.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64);
-    let (mut at, mut byte_rate) = (12usize, None);
-    while let (Some(id), Some(size)) = (head.get(at..at + 4), u32_at(at + 4)) {
-        match id {
-            b"fmt " => byte_rate = u32_at(at + 16),
-            b"data" => {
-                let byte_rate = byte_rate.filter(|&r| r > 0)? as f64;
-                let present = file_len.saturating_sub(at as u64 + 8);
-                return (present < size).then(|| (present as f64 / byte_rate, size as f64 / byte_rate));
-            }
-            _ => {}
-        }
-        at += 8 + size as usize + (size as usize & 1);
-    }
-    None
 }

@@ -189,7 +189,7 @@ impl MediaWriter {
         sample_rate: u32,
     ) -> Result<MediaWriter, WriteError> {
         let usage = |what: String| WriteError::Usage { path: path.to_owned(), what };
-        gst::init().map_err(|e| WriteError::Build { path: path.to_owned(), format, source: e.into() })?;
+        gst::init().map_err(|e| WriteError::Build { path: path.to_owned(), format, source: e })?;
         if video.is_some() != format.has_video() {
             return Err(usage(format!(
                 "format {format} {} video",

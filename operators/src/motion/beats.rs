@@ -101,7 +101,7 @@ mod tests {
         assert_eq!(envelope[7], 6.0 * 100.0 / 400.0);
         assert!(envelope.iter().enumerate().all(|(t, &e)| e == 0.0 || t == 7 || t == 15), "{envelope:?}");
         assert_eq!(visual_beats(&envelope, &VisualBeatParams::for_fps(8.0)), vec![7, 15]);
-        assert!(visual_beats(&vec![0.0; 10], &VisualBeatParams::for_fps(8.0)).is_empty());
+        assert!(visual_beats(&[0.0; 10], &VisualBeatParams::for_fps(8.0)).is_empty());
     }
 
     #[test]

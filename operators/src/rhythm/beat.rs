@@ -61,7 +61,7 @@ fn local_score(x: &[f32], period: usize) -> Vec<f64> {
     (0..n)
         .map(|i| {
             let mut score = 0f64;
-            for k in (i + k_len / 2).saturating_sub(n - 1).max(0)..(i + k_len / 2).min(k_len) {
+            for k in (i + k_len / 2).saturating_sub(n - 1)..(i + k_len / 2).min(k_len) {
                 score += window[k] * x[i + k_len / 2 - k] as f64;
             }
             score
@@ -162,7 +162,7 @@ fn round_half_even(x: f64) -> f64 {
 /// Beat frames of an onset envelope at `bpm` (librosa `beat_track` after its
 /// tempo estimate; `frame_rate = sr / hop`). Empty for an all-zero envelope.
 pub fn track_beats(envelope: &[f32], bpm: f64, frame_rate: f64, params: &BeatParams) -> Vec<usize> {
-    if envelope.iter().all(|&e| e == 0.0) || !(bpm > 0.0) {
+    if envelope.iter().all(|&e| e == 0.0) || bpm.is_nan() || bpm <= 0.0 {
         return Vec::new();
     }
     let period = round_half_even(frame_rate * 60.0 / bpm);

@@ -290,7 +290,7 @@ fn validate(c: &SynthConfig, tempo_bpm: f64, meter: u32) -> Result<(), SynthErro
     if !(c.duration_s > 0.0 && c.duration_s <= 86_400.0) {
         return Err(SynthError::Duration(c.duration_s));
     }
-    let size_ok = |v: u32| (16..=4096).contains(&v) && v % 2 == 0;
+    let size_ok = |v: u32| (16..=4096).contains(&v) && v.is_multiple_of(2);
     if !size_ok(c.width) || !size_ok(c.height) {
         return Err(SynthError::Size(c.width, c.height));
     }
@@ -362,7 +362,7 @@ mod tests {
         for pair in gt.beat_times.windows(2) {
             assert!((pair[1] - pair[0] - period).abs() < 1e-4, "{pair:?}");
         }
-        assert!(gt.beat_times.iter().all(|&t| t >= 0.0 && t < 4.0));
+        assert!(gt.beat_times.iter().all(|t| (0.0..4.0).contains(t)));
         assert_eq!(gt.downbeat_times.len(), gt.beat_times.len().div_ceil(4));
     }
 
@@ -383,10 +383,7 @@ mod tests {
         let bad = |c: SynthConfig| Dance::new(c).unwrap_err();
         assert_eq!(bad(SynthConfig { tempo_bpm: Some(0.0), ..Default::default() }), SynthError::Tempo(0.0));
         assert_eq!(bad(SynthConfig { width: 33, ..Default::default() }), SynthError::Size(33, 240));
-        assert_eq!(
-            bad(SynthConfig { duration_s: f64::NAN, ..Default::default() }).to_string().contains("duration"),
-            true
-        );
+        assert!(bad(SynthConfig { duration_s: f64::NAN, ..Default::default() }).to_string().contains("duration"));
     }
 
     #[test]

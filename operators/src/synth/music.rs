@@ -127,7 +127,7 @@ impl Score {
 /// Drums played on eighth `eighth` of the bar (two per beat).
 fn drum_pattern(style: Style, meter: u32, eighth: usize) -> Vec<DrumKind> {
     use DrumKind::*;
-    let on_beat = eighth % 2 == 0;
+    let on_beat = eighth.is_multiple_of(2);
     let beat = eighth / 2;
     // Backbeat: beats 2 and 4 of a four-beat bar; every beat but the first otherwise.
     let backbeat = on_beat && if meter == 4 { beat % 2 == 1 } else { beat > 0 };
