@@ -1,10 +1,14 @@
 //! Dance motion (paper Sec. 3.1.2): flow fields, HOOF, motion features and
-//! model-free visual beats. Flow estimators come in later modules.
+//! model-free visual beats, and the weight-free DIS flow.
 
 pub mod beats;
+pub mod dis;
 pub mod flow;
 pub mod hoof;
+pub mod image;
 
 pub use beats::{VisualBeatParams, directogram, impact_envelope, visual_beats};
+pub use dis::{DisParams, average_epe, dis_flow};
 pub use flow::{FloError, Flow};
 pub use hoof::{HoofParams, first_difference, hoof, motion_energy, orientation_bin};
+pub use image::Gray;
