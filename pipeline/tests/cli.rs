@@ -175,3 +175,47 @@ fn music_finds_the_beats_of_a_synthetic_dance() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("silent.mp4: no audio track"));
     assert!(String::from_utf8_lossy(&run.stdout).contains("tempo 93.75 bpm"));
 }
+
+#[test]
+fn flow_between_two_images() {
+    let dir = tempfile::tempdir().unwrap();
+    // A smooth texture and the same texture moved 3 px right and 2 px up.
+    let texture = |x: f32, y: f32| {
+        let v = 128.0 + 60.0 * (x * 0.21).sin() * (y * 0.17).cos() + 40.0 * ((x + 2.0 * y) * 0.07).sin();
+        v.clamp(0.0, 255.0) as u8
+    };
+    let (w, h) = (96u32, 80u32);
+    let frame = |dx: f32, dy: f32| {
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([texture(x as f32 - dx, y as f32 - dy); 3]))
+    };
+    let (a, b) = (dir.path().join("a.png"), dir.path().join("b.jpg"));
+    frame(0.0, 0.0).save(&a).unwrap();
+    frame(3.0, -2.0).save(&b).unwrap();
+    let (flo, png) = (dir.path().join("ab.flo"), dir.path().join("ab.png"));
+    let run = mudar(&[
+        "flow",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        flo.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let flow = mudar_operators::motion::Flow::read_flo(std::fs::File::open(&flo).unwrap()).unwrap();
+    assert_eq!((flow.width, flow.height), (96, 80));
+    let interior: Vec<(f32, f32)> =
+        (16..64).flat_map(|y| (16..80).map(move |x| (x, y))).map(|(x, y)| flow.at(x, y)).collect();
+    let mean = interior.iter().fold((0.0, 0.0), |(a, b), (u, v)| (a + u, b + v));
+    let (mu, mv) = (mean.0 / interior.len() as f32, mean.1 / interior.len() as f32);
+    assert!((mu - 3.0).abs() < 0.3 && (mv + 2.0).abs() < 0.3, "mean flow ({mu}, {mv})");
+    assert_eq!(image::open(&png).unwrap().to_rgb8().dimensions(), (96, 80));
+
+    let small = dir.path().join("small.png");
+    image::RgbImage::new(10, 10).save(&small).unwrap();
+    let run = mudar(&["flow", a.to_str().unwrap(), small.to_str().unwrap(), "--out", flo.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("differ in size"));
+    let run = mudar(&["flow", a.to_str().unwrap(), "/missing.png", "--out", flo.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("/missing.png: cannot read the image"));
+}

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod flow;
 mod info;
 mod music;
 mod probe;
@@ -28,6 +29,7 @@ struct Cli {
 enum Command {
     Probe(probe::Args),
     Music(music::Args),
+    Flow(flow::Args),
     Synth(synth::Args),
     Info(info::Args),
 }
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe(args) => probe::run(args),
         Command::Music(args) => music::run(args),
+        Command::Flow(args) => flow::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Info(args) => info::run(args),
     };
