@@ -227,46 +227,7 @@ pub fn average_epe(a: &Flow, b: &Flow) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::SplitMix64;
-
-    /// Smooth random texture: value noise at a few scales.
-    fn texture(width: usize, height: usize, seed: u64) -> Gray {
-        let mut rng = SplitMix64::new(seed);
-        let mut data = vec![0f32; width * height];
-        for cell in [32usize, 12, 5] {
-            let (gw, gh) = (width / cell + 2, height / cell + 2);
-            let lattice: Vec<f32> = (0..gw * gh).map(|_| rng.range(0.0, 80.0) as f32).collect();
-            let lattice = Gray::new(gw, gh, lattice);
-            for y in 0..height {
-                for x in 0..width {
-                    data[y * width + x] += lattice.sample(x as f32 / cell as f32, y as f32 / cell as f32);
-                }
-            }
-        }
-        Gray::new(width, height, data)
-    }
-
-    /// `I1(A·x + t) = I0(x)`: sample I0 at the inverse map; the true flow is `A·x + t − x`.
-    fn affine_pair(i0: &Gray, a: [[f32; 2]; 2], t: (f32, f32)) -> (Gray, Flow) {
-        let (w, h) = (i0.width, i0.height);
-        let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
-        let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
-        let inv = [[a[1][1] / det, -a[0][1] / det], [-a[1][0] / det, a[0][0] / det]];
-        let mut i1 = vec![0f32; w * h];
-        let mut flow = Flow::zeros(w, h);
-        for y in 0..h {
-            for x in 0..w {
-                let (dx, dy) = (x as f32 - cx - t.0, y as f32 - cy - t.1);
-                let (sx, sy) = (inv[0][0] * dx + inv[0][1] * dy + cx, inv[1][0] * dx + inv[1][1] * dy + cy);
-                i1[y * w + x] = i0.sample(sx, sy);
-                let (px, py) = (x as f32 - cx, y as f32 - cy);
-                let i = 2 * (y * w + x);
-                flow.uv[i] = a[0][0] * px + a[0][1] * py + t.0 - px;
-                flow.uv[i + 1] = a[1][0] * px + a[1][1] * py + t.1 - py;
-            }
-        }
-        (Gray::new(w, h, i1), flow)
-    }
+    use crate::motion::warp::{affine_pair, value_noise};
 
     /// EPE over the interior (borders lose content to the warp).
     fn interior_epe(a: &Flow, b: &Flow, margin: usize) -> f32 {
@@ -284,7 +245,7 @@ mod tests {
 
     #[test]
     fn recovers_translations_rotations_and_zooms() {
-        let i0 = texture(128, 128, 5);
+        let i0 = value_noise(128, 128, 5);
         let identity = [[1.0, 0.0], [0.0, 1.0]];
         let (c, s) = (0.05f32.cos(), 0.05f32.sin());
         for (name, a, t, limit) in [
@@ -302,7 +263,7 @@ mod tests {
 
     #[test]
     fn still_frames_give_no_motion() {
-        let i0 = texture(64, 48, 1);
+        let i0 = value_noise(64, 48, 1);
         let flow = dis_flow(&i0, &i0, &DisParams::default());
         assert_eq!((flow.width, flow.height), (64, 48));
         assert!(flow.vectors().all(|(u, v)| u.hypot(v) < 0.05));

@@ -6,6 +6,7 @@ pub mod dis;
 pub mod flow;
 pub mod hoof;
 pub mod image;
+pub mod warp;
 
 pub use beats::{VisualBeatParams, directogram, impact_envelope, visual_beats};
 pub use dis::{DisParams, average_epe, dis_flow};
