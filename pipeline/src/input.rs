@@ -35,13 +35,18 @@ pub fn is_uri(input: &str) -> bool {
     }
 }
 
-/// For a RIFF/WAVE file cut short: `(seconds present, seconds its header declares)`.
+/// For an input that is a local RIFF/WAVE file cut short: `(seconds
+/// present, seconds its header declares)`; `None` for anything else (URIs too).
 ///
 /// GStreamer plays a truncated WAV up to the cut without a word (its duration
 /// comes from the file size), so we compare the `data` chunk's declared size
 /// with the bytes actually there.
-pub fn wav_truncation(path: &Path) -> Option<(f64, f64)> {
+pub fn wav_truncation(input: &str) -> Option<(f64, f64)> {
     use std::io::Read;
+    if is_uri(input) {
+        return None;
+    }
+    let path = Path::new(input);
     // Only regular files: opening a pipe or device to peek could block.
     let metadata = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
     let file_len = metadata.len();
@@ -100,10 +105,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.wav");
         std::fs::write(&path, [wav.clone(), vec![0; 8000]].concat()).unwrap();
-        assert_eq!(wav_truncation(&path), Some((0.5, 2.0)));
+        assert_eq!(wav_truncation(path.to_str().unwrap()), Some((0.5, 2.0)));
         std::fs::write(&path, [wav, vec![0; 32000]].concat()).unwrap();
-        assert_eq!(wav_truncation(&path), None);
+        assert_eq!(wav_truncation(path.to_str().unwrap()), None);
         std::fs::write(&path, b"not a wav").unwrap();
-        assert_eq!(wav_truncation(&path), None);
+        assert_eq!(wav_truncation(path.to_str().unwrap()), None);
     }
 }

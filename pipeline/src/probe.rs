@@ -63,9 +63,7 @@ pub fn probe(input: &str, options: &ProbeOptions) -> Result<MediaInfo, MediaErro
     if !media.has_content() {
         return Err(ErrorKind::ZeroDuration.at(input));
     }
-    if let Some((decoded_s, declared_s)) =
-        (!crate::input::is_uri(input)).then(|| crate::input::wav_truncation(input.as_ref())).flatten()
-    {
+    if let Some((decoded_s, declared_s)) = crate::input::wav_truncation(input) {
         return Err(ErrorKind::Truncated { decoded_s, declared_s }.at(input));
     }
     if options.count_frames
@@ -91,10 +89,7 @@ fn count_frames(uri: &str, stall_timeout: Duration) -> Result<u64, ErrorKind> {
             let Some(pipeline) = pipeline.upgrade() else {
                 return;
             };
-            let is_video = pad
-                .current_caps()
-                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
-                .unwrap_or(false);
+            let is_video = crate::source::media_type(pad).is_some_and(|m| m.starts_with("video/"));
             let sink = gst::ElementFactory::make("fakesink")
                 .property("sync", false)
                 .build()

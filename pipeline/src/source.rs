@@ -203,6 +203,11 @@ struct Tracks {
     declared_video: bool,
 }
 
+/// The media type of a pad's current caps (`audio/x-raw`, `video/x-h264`, …).
+pub(crate) fn media_type(pad: &gst::Pad) -> Option<String> {
+    pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string()))
+}
+
 /// Records the tracks a demuxer announces, so a track that is declared but
 /// never decoded reads as damage, not as absence.
 fn watch_demuxers(decoder: &gst::Element, tracks: &Arc<Mutex<Tracks>>) {
@@ -213,8 +218,7 @@ fn watch_demuxers(decoder: &gst::Element, tracks: &Arc<Mutex<Tracks>>) {
         if is_demuxer {
             let tracks = tracks.clone();
             element.connect_pad_added(move |_, pad| {
-                let caps = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string()));
-                let name = caps.unwrap_or_else(|| pad.name().to_string());
+                let name = media_type(pad).unwrap_or_else(|| pad.name().to_string());
                 let mut tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
                 tracks.declared_audio |= name.starts_with("audio");
                 tracks.declared_video |= name.starts_with("video") || name.starts_with("image");
@@ -287,7 +291,7 @@ impl MediaSource {
                 let Some(pipeline) = pipeline.upgrade() else {
                     return;
                 };
-                let Some(media) = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string())) else {
+                let Some(media) = media_type(pad) else {
                     return;
                 };
                 // Decide under the lock, link without it: linking waits on
@@ -334,9 +338,7 @@ impl MediaSource {
             video_end: None,
             warnings: Vec::new(),
             stalled: false,
-            wav_truncation: (!crate::input::is_uri(input))
-                .then(|| crate::input::wav_truncation(input.as_ref()))
-                .flatten(),
+            wav_truncation: crate::input::wav_truncation(input),
         };
         source.start(&tracks)?;
         Ok(source)
