@@ -144,13 +144,7 @@ fn inverse_search(
     let mut warped = vec![0f32; n];
     let mut best = (f32::INFINITY, start);
     for _ in 0..params.gradient_iterations {
-        for (k, w) in warped.iter_mut().enumerate() {
-            let (x, y) = ((px + k % ps) as f32 + u.0, (py + k / ps) as f32 + u.1);
-            *w = i1.sample(x, y);
-        }
-        if params.mean_normalization {
-            center(&mut warped);
-        }
+        warp_patch(i1, px, py, ps, u, params.mean_normalization, &mut warped);
         let (mut bx, mut by, mut ssd) = (0f64, 0f64, 0f32);
         for ((&w, &t), &(a, b)) in warped.iter().zip(&template).zip(&grad) {
             let e = w - t;
@@ -169,7 +163,8 @@ fn inverse_search(
         }
     }
     // Evaluate the last step too, then keep the best estimate seen.
-    let ssd = patch_ssd(i1, &template, px, py, ps, u, params.mean_normalization);
+    warp_patch(i1, px, py, ps, u, params.mean_normalization, &mut warped);
+    let ssd: f32 = warped.iter().zip(&template).map(|(w, t)| (w - t) * (w - t)).sum();
     if ssd < best.0 {
         best = (ssd, u);
     }
@@ -178,13 +173,14 @@ fn inverse_search(
     if (u.0 - start.0).hypot(u.1 - start.1) > ps as f32 { start } else { u }
 }
 
-fn patch_ssd(i1: &Gray, template: &[f32], px: usize, py: usize, ps: usize, u: (f32, f32), normalize: bool) -> f32 {
-    let mut warped: Vec<f32> =
-        (0..ps * ps).map(|k| i1.sample((px + k % ps) as f32 + u.0, (py + k / ps) as f32 + u.1)).collect();
-    if normalize {
-        center(&mut warped);
+/// The `ps`×`ps` patch of `i1` at `(px, py)` displaced by `u` (bilinear), zero-mean if `normalize`.
+fn warp_patch(i1: &Gray, px: usize, py: usize, ps: usize, u: (f32, f32), normalize: bool, out: &mut [f32]) {
+    for (k, w) in out.iter_mut().enumerate() {
+        *w = i1.sample((px + k % ps) as f32 + u.0, (py + k / ps) as f32 + u.1);
     }
-    warped.iter().zip(template).map(|(w, t)| (w - t) * (w - t)).sum()
+    if normalize {
+        center(out);
+    }
 }
 
 fn center(values: &mut [f32]) {
