@@ -9,7 +9,6 @@
 //! runs one small pair, as a smoke test.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use mudar_operators::motion::warp::{affine_pair, smooth_field_pair, value_noise};
@@ -61,17 +60,8 @@ fn opencv(dir: &Path, pairs: &[(String, Gray, Gray, Flow)]) -> Option<serde_json
         listing.push(serde_json::json!({ "name": name, "width": i0.width, "height": i0.height }));
     }
     std::fs::write(dir.join("pairs.json"), serde_json::to_string(&listing).ok()?).ok()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = std::env::var_os("MUDAR_PYTHON").map_or(root.join(".venv/bin/python"), Into::into);
-    let output = Command::new(python).arg(root.join("benches/python/opencv_dis.py")).arg(dir).arg("1").output().ok()?;
-    if !output.status.success() {
-        eprintln!(
-            "OpenCV side failed (pip install opencv-python-headless?): {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        return None;
-    }
-    serde_json::from_slice(&output.stdout).ok()
+    // `pip install opencv-python-headless` into .venv provides the peer.
+    mudar_benches::python_peer("opencv_dis.py", &[dir.as_os_str(), "1".as_ref()])
 }
 
 fn main() {

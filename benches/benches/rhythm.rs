@@ -8,7 +8,6 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use mudar_operators::rhythm::{self, DbParams, OnsetParams, RhythmParams, SpectrogramParams, onset, stft};
@@ -65,21 +64,8 @@ fn ours(y: &[f32], repeats: usize) -> Vec<(&'static str, f64)> {
 fn librosa(y: &[f32], dir: &Path, repeats: usize) -> Option<serde_json::Value> {
     let path = dir.join("audio.f32");
     std::fs::write(&path, y.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).ok()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = std::env::var_os("MUDAR_PYTHON").map_or(root.join(".venv/bin/python"), Into::into);
-    let output = Command::new(python)
-        .arg(root.join("benches/python/librosa_rhythm.py"))
-        .arg(&path)
-        .arg(SR.to_string())
-        .arg(repeats.to_string())
-        .envs(["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"].map(|k| (k, "1")))
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        eprintln!("librosa side failed: {}", String::from_utf8_lossy(&output.stderr));
-        return None;
-    }
-    serde_json::from_slice(&output.stdout).ok()
+    let (sr, repeats) = (SR.to_string(), repeats.to_string());
+    mudar_benches::python_peer("librosa_rhythm.py", &[path.as_os_str(), sr.as_ref(), repeats.as_ref()])
 }
 
 fn main() {

@@ -1,16 +1,10 @@
 //! HOOF against an independent NumPy implementation (`tests/numpy/hoof.py`,
 //! run with the project's Python), to 1e-5, on random and structured flows.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 use mudar_operators::motion::{Flow, HoofParams, hoof};
 use mudar_operators::synth::SplitMix64;
-
-fn python() -> std::path::PathBuf {
-    std::env::var_os("MUDAR_PYTHON")
-        .map_or(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"), Into::into)
-}
 
 fn random_flow(width: usize, height: usize, scale: f32, seed: u64) -> Flow {
     let mut rng = SplitMix64::new(seed);
@@ -52,13 +46,9 @@ fn hoof_matches_numpy() {
         }
     }
     std::fs::write(dir.path().join("cases.json"), serde_json::to_string(&cases).unwrap()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/numpy/hoof.py");
-    let output =
-        Command::new(python()).arg(script).arg(dir.path()).output().expect("run scripts/test.sh: it sets up .venv");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    common::run_reference("numpy/hoof.py", dir.path());
     for (case, ours) in expected {
-        let bytes = std::fs::read(dir.path().join(format!("{case}.hoof.f32"))).unwrap();
-        let theirs: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let theirs = common::read_f32(&dir.path().join(format!("{case}.hoof.f32")));
         assert_eq!(ours.len(), theirs.len(), "{case}");
         for (k, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             assert!((a - b).abs() <= 1e-5, "{case} bin {k}: {a} vs numpy {b}\nours {ours:?}\nnumpy {theirs:?}");

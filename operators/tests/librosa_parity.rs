@@ -7,9 +7,10 @@
 //! project's Python (`.venv`, where `scripts/test.sh` installs librosa==0.11.0;
 //! override with MUDAR_PYTHON). Tolerances are the spec's §12.
 
+mod common;
+
 use std::f64::consts::TAU;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use mudar_operators::rhythm::{
     self, Aggregate, DbParams, MelFilterbank, OnsetParams, RhythmParams, SpectrogramParams, onset, stft,
@@ -115,13 +116,6 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("MUDAR_PYTHON") {
-        return p.into();
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
-}
-
 fn run_reference(dir: &Path, cases: &mut [Case]) {
     let mut listing = Vec::new();
     for case in cases.iter() {
@@ -141,21 +135,10 @@ fn run_reference(dir: &Path, cases: &mut [Case]) {
         listing.push(entry);
     }
     std::fs::write(dir.join("cases.json"), serde_json::to_string(&listing).unwrap()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/librosa/reference.py");
-    let output = Command::new(python()).arg(&script).arg(dir).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run {} ({e}): run scripts/test.sh, which installs librosa==0.11.0 into .venv",
-            python().display()
-        )
-    });
-    assert!(output.status.success(), "librosa reference failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    common::run_reference("librosa/reference.py", dir);
     for case in cases.iter_mut().filter(|c| c.samples.is_none()) {
-        case.samples = Some(read_f32(&dir.join(format!("{}.f32", case.name))));
+        case.samples = Some(common::read_f32(&dir.join(format!("{}.f32", case.name))));
     }
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
 }
 
 fn read_f64(path: &Path) -> Vec<f64> {
@@ -200,7 +183,7 @@ fn music_rhythm_equals_librosa() {
     let mut worst = [0f64; 5];
     for sr in [8000, 16_000, 22_050] {
         let ours = MelFilterbank::new(sr, 2048, 128, 0.0, sr as f64 / 2.0);
-        let theirs = read_f32(&dir.path().join(format!("melfb_{sr}.f32")));
+        let theirs = common::read_f32(&dir.path().join(format!("melfb_{sr}.f32")));
         let ours: Vec<f32> =
             (0..128).flat_map(|b| (0..1025).map(move |k| (b, k))).map(|(b, k)| ours.weight(b, k)).collect();
         if ours != theirs {
@@ -225,7 +208,7 @@ fn music_rhythm_equals_librosa() {
                 m
             })
             .collect();
-        let their_mel = read_f32(&at("mel.f32"));
+        let their_mel = common::read_f32(&at("mel.f32"));
         let column_max: Vec<f64> =
             their_mel.chunks(128).map(|c| c.iter().fold(0f32, |m, &v| m.max(v)) as f64).collect();
         worst[0] = worst[0].max(compare(
@@ -236,11 +219,16 @@ fn music_rhythm_equals_librosa() {
             &mut failures,
         ));
         let db = onset::mel_db(y, &spec, &DbParams::default());
-        worst[1] =
-            worst[1].max(compare(&format!("{name} dB"), &db.data, &read_f32(&at("db.f32")), |_| 5e-3, &mut failures));
+        worst[1] = worst[1].max(compare(
+            &format!("{name} dB"),
+            &db.data,
+            &common::read_f32(&at("db.f32")),
+            |_| 5e-3,
+            &mut failures,
+        ));
 
         let rhythm = rhythm::analyze(y, &RhythmParams { spectrogram: spec, ..Default::default() }).unwrap();
-        let env = read_f32(&at("env.f32"));
+        let env = common::read_f32(&at("env.f32"));
         worst[2] = worst[2].max(compare(
             &format!("{name} envelope"),
             &rhythm.onset_envelope,
@@ -256,7 +244,7 @@ fn music_rhythm_equals_librosa() {
         worst[3] = worst[3].max(compare(
             &format!("{name} median envelope"),
             &median,
-            &read_f32(&at("envmed.f32")),
+            &common::read_f32(&at("envmed.f32")),
             |_| 1e-3,
             &mut failures,
         ));
@@ -268,7 +256,7 @@ fn music_rhythm_equals_librosa() {
                 ("detrend", OnsetParams { detrend: true, ..Default::default() }),
                 ("nocenter", OnsetParams { center: false, ..Default::default() }),
             ] {
-                let theirs = read_f32(&at(&format!("{variant}.f32")));
+                let theirs = common::read_f32(&at(&format!("{variant}.f32")));
                 let ours = onset::onset_strength_from_db(&db, &spec, &params);
                 compare(
                     &format!("{name} envelope {variant}"),
