@@ -17,6 +17,7 @@
 //! a second small channel, and a consumer waiting longer than the stall
 //! timeout for either gets [`ErrorKind::Stalled`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -694,10 +695,20 @@ fn video_branch(out: VideoOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element
         .pixel_aspect_ratio(gst::Fraction::new(1, 1))
         .build();
     let sink = appsink(caps);
+    let input_end = Arc::new(AtomicU64::new(u64::MAX));
+    let end = input_end.clone();
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                // videorate closes the stream with a frame at the last input frame's end: past the video.
+                if sample
+                    .buffer()
+                    .and_then(|b| b.pts())
+                    .is_some_and(|pts| pts.nseconds() >= end.load(Ordering::Relaxed))
+                {
+                    return Ok(gst::FlowSuccess::Ok);
+                }
                 let frame = video_frame(&sample).ok_or_else(|| {
                     gst::element_error!(
                         sink,
@@ -715,6 +726,14 @@ fn video_branch(out: VideoOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element
     rate.static_pad("sink")
         .expect("videorate has a sink pad")
         .add_probe(gst::PadProbeType::BUFFER, restamp_repeated_pts());
+    rate.static_pad("sink").expect("videorate has a sink pad").add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buffer) = info.buffer() {
+            // Unknown durations leave no end to hold frames to.
+            let end = buffer.pts().zip(buffer.duration()).map_or(u64::MAX, |(pts, d)| (pts + d).nseconds());
+            input_end.store(end, Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
     let mut chain = vec![rate];
     if out.resize == Resize::CenterCrop {
         chain.push(
