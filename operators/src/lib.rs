@@ -1,12 +1,14 @@
 //! Pure compute, no timely inside: each module is usable and testable alone.
 //!
-//! - [`motion`]: flow fields (`.flo`, colour code), HOOF, motion features,
-//!   model-free visual beats.
+//! - [`motion`]: flow fields (`.flo`, colour code), PWC-Net and DIS flow,
+//!   HOOF, motion features, model-free visual beats.
 //! - [`rhythm`]: music rhythm as librosa computes it (STFT, mel, onset
 //!   envelope, onsets, tempo, beats, tempogram), per clip and streaming.
 //! - [`synth`]: synthetic dance media with known ground truth (music with
 //!   known beats and onsets, a figure whose moves land on them).
+//! - [`weights`]: checked loading of network weights (safetensors).
 
 pub mod motion;
 pub mod rhythm;
 pub mod synth;
+pub mod weights;

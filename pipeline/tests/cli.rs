@@ -219,3 +219,140 @@ fn flow_between_two_images() {
     let run = mudar(&["flow", a.to_str().unwrap(), "/missing.png", "--out", flo.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&run.stderr).contains("/missing.png: cannot read the image"));
 }
+
+/// (precision, recall) of `found` against `truth`, a hit within `tolerance` seconds.
+fn precision_recall(found: &[f64], truth: &[f64], tolerance: f64) -> (f64, f64) {
+    let near = |t: f64, set: &[f64]| set.iter().any(|&s| (s - t).abs() <= tolerance);
+    let hits = found.iter().filter(|&&t| near(t, truth)).count();
+    let recalled = truth.iter().filter(|&&t| near(t, found)).count();
+    (hits as f64 / found.len().max(1) as f64, recalled as f64 / truth.len().max(1) as f64)
+}
+
+#[test]
+fn motion_finds_the_moves_of_synthetic_dances() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let run = mudar(&["synth", "--out", out, "--count", "3", "--seed", "20", "--duration", "10", "--format", "mkv"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let mut videos: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mkv"))
+        .collect();
+    videos.sort();
+    let args: Vec<&str> = videos.iter().map(|p| p.to_str().unwrap()).collect();
+    let run = mudar(&[&["motion", "--json", "--bins", "12"][..], &args].concat());
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&run.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    for (video, result) in videos.iter().zip(&lines) {
+        let truth: GroundTruth =
+            serde_json::from_str(&std::fs::read_to_string(video.with_extension("truth.json")).unwrap()).unwrap();
+        assert_eq!(result["backend"], "dis");
+        // 10 s at 8 fps: 80 frames, 79 flows stamped with their second frame's time.
+        assert_eq!(result["n_frames"], 80);
+        let times: Vec<f64> = serde_json::from_value(result["times"].clone()).unwrap();
+        assert_eq!(times.len(), 79);
+        assert!(times.iter().enumerate().all(|(t, &s)| (s - (t + 1) as f64 / 8.0).abs() < 1e-6), "{times:?}");
+        let hoof: Vec<Vec<f32>> = serde_json::from_value(result["hoof"].clone()).unwrap();
+        assert_eq!(hoof.len(), 79);
+        for h in &hoof {
+            let sum: f32 = h.iter().sum();
+            assert!(h.len() == 12 && (sum == 0.0 || (sum - 1.0).abs() < 1e-5), "{h:?}");
+        }
+        let energy: Vec<f32> = serde_json::from_value(result["motion_energy"].clone()).unwrap();
+        assert!(energy.iter().all(|&e| e >= 0.0) && energy.iter().any(|&e| e > 0.1), "{energy:?}");
+        // The moves land on frames (8 fps): a visual beat counts within half a
+        // frame of a true accent. Chance precision at this density is ~0.25.
+        let beats: Vec<f64> = serde_json::from_value(result["visual_beat_times"].clone()).unwrap();
+        let (precision, recall) = precision_recall(&beats, &truth.visual_accent_times, 0.07);
+        assert!(
+            precision >= 0.8 && recall >= 0.3,
+            "{}: precision {precision}, recall {recall}: {beats:?} vs {:?}",
+            video.display(),
+            truth.visual_accent_times
+        );
+    }
+
+    // An audio-only file is an error naming it; the others go on.
+    let wav = dir.path().join("music.wav");
+    let run = mudar(&["synth", "--out", out, "--format", "wav", "--duration", "2", "--seed", "1"]);
+    assert!(run.status.success());
+    std::fs::rename(dir.path().join("dance-0001-house.wav"), &wav).unwrap();
+    let run = mudar(&["motion", wav.to_str().unwrap(), args[0]]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("music.wav: no video track"));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("dis flow"));
+}
+
+#[test]
+fn pwcnet_backend_runs_end_to_end_with_converted_weights() {
+    // Random weights: this checks the plumbing (weights file, batching,
+    // shapes, errors); the network itself is checked against PyTorch in
+    // operators/tests/pwcnet_torch.rs.
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("random.safetensors");
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _net = mudar_operators::motion::PwcNet::new(&vs.root());
+    vs.save(&weights).unwrap();
+    let out = dir.path().to_str().unwrap();
+    let run = mudar(&[
+        "synth",
+        "--out",
+        out,
+        "--duration",
+        "3",
+        "--seed",
+        "5",
+        "--style",
+        "breaking",
+        "--width",
+        "160",
+        "--height",
+        "120",
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let video = dir.path().join("dance-0005-breaking.mp4");
+    let args = ["motion", "--json", "--size", "96", "--batch", "5", "--weights", weights.to_str().unwrap()];
+    let run = mudar(&[&args[..], &[video.to_str().unwrap(), "--device", "cpu"]].concat());
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(result["backend"], "pwcnet");
+    assert_eq!(result["hoof"].as_array().unwrap().len(), 23);
+
+    let png = |name: &str, shade: u8| {
+        let path = dir.path().join(name);
+        image::RgbImage::from_fn(70, 50, |x, y| image::Rgb([shade.wrapping_add((x * y) as u8); 3]))
+            .save(&path)
+            .unwrap();
+        path
+    };
+    let (a, b, flo) = (png("a.png", 0), png("b.png", 9), dir.path().join("ab.flo"));
+    let run = mudar(&[
+        "flow",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        flo.to_str().unwrap(),
+        "--backend",
+        "pwcnet",
+        "--weights",
+        weights.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let flow = mudar_operators::motion::Flow::read_flo(std::fs::File::open(&flo).unwrap()).unwrap();
+    assert_eq!((flow.width, flow.height), (70, 50));
+
+    let run = mudar(&["flow", a.to_str().unwrap(), b.to_str().unwrap(), "--out", "x.flo", "--backend", "pwcnet"]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("the pwcnet backend needs --weights"));
+    let run =
+        mudar(&["flow", a.to_str().unwrap(), b.to_str().unwrap(), "--out", "x.flo", "--weights", a.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("a.png: cannot read the weights"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run = mudar(&[&args[..], &[video.to_str().unwrap(), "--device", "cpu", "--half"]].concat());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--half needs a GPU"));
+}

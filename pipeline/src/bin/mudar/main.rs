@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod flow;
 mod info;
+mod motion;
 mod music;
 mod probe;
 mod progress;
@@ -16,8 +17,9 @@ mod synth;
 ///
 /// Inputs are local paths or URIs in any format GStreamer decodes (MP4, WebM,
 /// MKV, AVI, MOV, GIF; WAV, FLAC, OGG, MP3, M4A). Start with `mudar synth` to
-/// make sample dances, then `mudar probe` them and `mudar music` their
-/// rhythm. `mudar info` checks the installation.
+/// make sample dances, then `mudar probe` them, `mudar music` their music
+/// rhythm and `mudar motion` their dance motion. `mudar info` checks the
+/// installation.
 #[derive(Debug, Parser)]
 #[command(name = "mudar", version, about, long_about, max_term_width = 100)]
 struct Cli {
@@ -30,6 +32,7 @@ enum Command {
     Probe(probe::Args),
     Music(music::Args),
     Flow(flow::Args),
+    Motion(motion::Args),
     Synth(synth::Args),
     Info(info::Args),
 }
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Music(args) => music::run(args),
         Command::Flow(args) => flow::run(args),
+        Command::Motion(args) => motion::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Info(args) => info::run(args),
     };

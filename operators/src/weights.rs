@@ -1,0 +1,77 @@
+//! Loading network weights from safetensors with the checks a user needs when
+//! a file comes from elsewhere: every tensor the network has must be there,
+//! with its shape, and nothing else.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use tch::{Tensor, nn::VarStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("{}: cannot read the weights: {source}", path.display())]
+    Read { path: PathBuf, source: tch::TchError },
+    #[error("{}: the weights do not fit the network:{}", path.display(), describe(missing, unexpected, wrong_shape))]
+    Mismatch {
+        path: PathBuf,
+        /// In the network, not in the file.
+        missing: Vec<String>,
+        /// In the file, not in the network.
+        unexpected: Vec<String>,
+        /// (name, shape in the network, shape in the file).
+        wrong_shape: Vec<(String, Vec<i64>, Vec<i64>)>,
+    },
+}
+
+fn describe(missing: &[String], unexpected: &[String], wrong_shape: &[(String, Vec<i64>, Vec<i64>)]) -> String {
+    const SHOWN: usize = 8;
+    let mut out = String::new();
+    let mut list = |what: &str, names: Vec<String>| {
+        if !names.is_empty() {
+            let more = names.len().saturating_sub(SHOWN);
+            let shown = names.into_iter().take(SHOWN).collect::<Vec<_>>().join(", ");
+            let _ =
+                write!(out, " {what}: {shown}{};", if more > 0 { format!(" and {more} more") } else { String::new() });
+        }
+    };
+    list("missing", missing.to_vec());
+    list("unexpected", unexpected.to_vec());
+    list(
+        "wrong shape",
+        wrong_shape.iter().map(|(name, want, got)| format!("{name} is {got:?}, the network needs {want:?}")).collect(),
+    );
+    out.pop();
+    out
+}
+
+/// Copies the tensors of the safetensors file `path` into `vs`, converting
+/// them to each variable's kind and device; fails without changing `vs` when
+/// the names or shapes differ.
+pub fn load_safetensors(vs: &mut VarStore, path: &Path) -> Result<(), WeightsError> {
+    let read = |source| WeightsError::Read { path: path.to_owned(), source };
+    let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path).map_err(read)?.into_iter().collect();
+    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    variables.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let missing: Vec<String> =
+        variables.iter().filter(|(name, _)| !file.contains_key(name)).map(|(name, _)| name.clone()).collect();
+    let unexpected: Vec<String> =
+        file.keys().filter(|name| !variables.iter().any(|(n, _)| n == *name)).cloned().collect();
+    let wrong_shape: Vec<_> = variables
+        .iter()
+        .filter_map(|(name, var)| {
+            let stored = file.get(name)?;
+            (stored.size() != var.size()).then(|| (name.clone(), var.size(), stored.size()))
+        })
+        .collect();
+    if !(missing.is_empty() && unexpected.is_empty() && wrong_shape.is_empty()) {
+        return Err(WeightsError::Mismatch { path: path.to_owned(), missing, unexpected, wrong_shape });
+    }
+    tch::no_grad(|| {
+        for (name, mut var) in variables {
+            var.copy_(&file[&name].to_kind(var.kind()).to_device(var.device()));
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! `mudar motion`: the dance motion of a video.
+
+use std::process::ExitCode;
+
+use mudar_operators::motion::{FlowBackend, HoofParams, MotionTrack, VisualBeatParams};
+use mudar_pipeline::{ClipRule, MediaSource, Packet, Resize, SourceConfig, VideoFrame, VideoOutput};
+use serde_json::json;
+
+use crate::flow::BackendArgs;
+use crate::progress;
+
+/// Per-frame motion of each input's video track: optical flow between
+/// consecutive frames, its HOOF (paper Eq. 3-4), motion energy, and the
+/// model-free visual beats (the directogram's impact envelope and its peaks).
+///
+/// Frames are decoded at --fps and --size x --size, as the model sees them.
+/// Entry t of every per-frame list describes the motion from frame t to frame
+/// t+1 and is stamped with frame t+1's time; a visual beat at frame t is a
+/// deceleration between the motion into frame t and the motion out of it. Inputs that fail are reported and
+/// the rest go on; the exit status is 1 if any failed.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(required = true, value_name = "VIDEO")]
+    inputs: Vec<String>,
+    /// One JSON object per input and line: times, hoof, motion_energy,
+    /// impact_envelope, visual_beat_frames, visual_beat_times.
+    #[arg(long)]
+    json: bool,
+    /// Part of the input to analyse: whole, paper (8 s around the middle), centered:SECONDS.
+    #[arg(long, default_value = "whole")]
+    clip: ClipRule,
+    /// Frame rate the video is decoded at.
+    #[arg(long, default_value_t = 8)]
+    fps: u32,
+    /// Side of the square frames the video is decoded at.
+    #[arg(long, default_value_t = 256)]
+    size: u32,
+    /// HOOF orientation bins (B).
+    #[arg(long, default_value_t = HoofParams::default().bins)]
+    bins: usize,
+    /// HOOF with Chaudhry's horizontal symmetry (left and right motion alike).
+    #[arg(long)]
+    symmetric: bool,
+    /// Frame pairs per flow batch (what PWC-Net runs at once).
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.fps > 0 && args.size >= 8, "--fps must be positive and --size at least 8");
+    anyhow::ensure!(args.bins > 0 && args.batch > 0, "--bins and --batch must be positive");
+    let backend = args.backend.backend()?;
+    let mut failed = 0;
+    for input in &args.inputs {
+        match analyze(input, &args, &backend) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                failed += 1;
+                eprintln!("mudar motion: {e:#}");
+            }
+        }
+    }
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn analyze(input: &str, args: &Args, backend: &FlowBackend) -> anyhow::Result<String> {
+    let video = VideoOutput { width: args.size, height: args.size, fps: args.fps, resize: Resize::Stretch };
+    let video_only = SourceConfig { audio: None, video: Some(video), ..SourceConfig::default() };
+    let source = MediaSource::open(input, &video_only)?;
+    let span = args.clip.decode_span(source.duration());
+    let source = if span.is_some() { MediaSource::open(input, &SourceConfig { span, ..video_only })? } else { source };
+    let expected = span.map(|s| s.end - s.start).or(source.duration()).unwrap_or_default();
+    let bar = progress::bar((expected.as_secs_f64() * args.fps as f64).round() as u64, input.to_owned(), "frames");
+
+    let hoof_params = HoofParams { bins: args.bins, symmetric: args.symmetric, ..Default::default() };
+    let mut track = MotionTrack::new(hoof_params, VisualBeatParams::for_fps(args.fps as f64));
+    let mut times = Vec::new();
+    // The frames of the next batch, led by the last frame of the previous one.
+    let mut frames: Vec<VideoFrame> = Vec::with_capacity(args.batch + 1);
+    let size = args.size as usize;
+    let mut flush = |frames: &mut Vec<VideoFrame>| {
+        let pairs: Vec<(&[u8], &[u8])> = frames.windows(2).map(|w| (&w[0].rgb[..], &w[1].rgb[..])).collect();
+        for (flow, frame) in backend.flows(&pairs, size, size).iter().zip(&frames[1..]) {
+            track.push(flow);
+            times.push(frame.pts.as_secs_f64());
+        }
+        bar.inc(pairs.len() as u64);
+        let last = frames.pop();
+        frames.clear();
+        frames.extend(last);
+    };
+    for packet in source {
+        if let Packet::Video(frame) = packet? {
+            frames.push(frame);
+            if frames.len() == args.batch + 1 {
+                flush(&mut frames);
+            }
+        }
+    }
+    if frames.len() > 1 {
+        flush(&mut frames);
+    }
+    bar.finish_and_clear();
+    anyhow::ensure!(!track.is_empty(), "{input}: fewer than two video frames, no motion to measure");
+
+    let rhythm = track.finish();
+    // The impact at flow t is the deceleration from flow t-1 (frames t-1 → t)
+    // to flow t (frames t → t+1): it happens at frame t, where they meet.
+    let beat_times: Vec<f64> = rhythm.beats.iter().map(|&t| times[t.saturating_sub(1)]).collect();
+    if args.json {
+        return Ok(json!({
+            "path": input,
+            "backend": backend.name(),
+            "fps": args.fps,
+            "width": args.size,
+            "height": args.size,
+            "n_frames": track.len() + 1,
+            "hoof_bins": args.bins,
+            "hoof_symmetric": args.symmetric,
+            "times": times,
+            "hoof": track.hoof,
+            "motion_energy": track.motion_energy,
+            "impact_envelope": rhythm.impact_envelope,
+            "visual_beat_frames": rhythm.beats,
+            "visual_beat_times": beat_times,
+        })
+        .to_string());
+    }
+    let mean_energy = track.motion_energy.iter().sum::<f32>() / track.len() as f32;
+    let list = beat_times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(" ");
+    Ok(format!(
+        "{input}\t{} frames to {:.2} s\t{} flow\tmean motion {mean_energy:.2} px/frame\t{} visual beats: {list}",
+        track.len() + 1,
+        times.last().copied().unwrap_or_default(),
+        backend.name(),
+        beat_times.len(),
+    ))
+}
