@@ -1,6 +1,6 @@
-//! Build script of the crates that link libtorch (operators, pipeline): makes
-//! their binaries and tests find libtorch without LD_LIBRARY_PATH, and keeps
-//! CUDA usable.
+//! Build script of the crates that link libtorch (operators, pipeline,
+//! benches): makes their binaries and tests find libtorch without
+//! LD_LIBRARY_PATH, and keeps CUDA usable.
 //!
 //! torch-sys reports the folder of the libtorch it linked. We give our
 //! binaries an rpath to it, and, when that libtorch has CUDA, link

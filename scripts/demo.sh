@@ -20,5 +20,11 @@ $mudar synth --out sample --seed 4 --duration 12 --format wav
 echo "== mudar probe sample/*" >&2
 $mudar probe --count-frames sample/*.mp4 sample/*.webm sample/*.mkv sample/*.wav
 
+echo "== mudar music: librosa-equal music rhythm" >&2
+$mudar music sample/*.mp4 sample/*.wav
+
+echo "== mudar motion: flow (DIS), HOOF, model-free visual beats" >&2
+$mudar motion sample/*.mp4 sample/*.webm sample/*.mkv
+
 echo "== the paper's 8 s clip of each video (examples/examples/ingest.rs)" >&2
 target/release/examples/ingest sample/*.mp4 sample/*.webm sample/*.mkv

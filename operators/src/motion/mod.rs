@@ -19,4 +19,4 @@ pub use flow::{FloError, Flow};
 pub use hoof::{HoofParams, first_difference, hoof, motion_energy, orientation_bin};
 pub use image::Gray;
 pub use pwcnet::{FeaturePyramid, PwcNet};
-pub use track::{MotionTrack, VisualRhythm};
+pub use track::{MotionFrame, MotionStream, MotionTrack, VisualRhythm};

@@ -238,6 +238,11 @@ impl PeakPicker {
         self.decide(|n, len| n < len)
     }
 
+    /// How many frames are decided (peak or not): all before this index.
+    pub fn decided(&self) -> usize {
+        self.next.min(self.offset + self.values.len())
+    }
+
     fn decide(&mut self, ready: impl Fn(usize, usize) -> bool) -> Vec<usize> {
         let p = self.params;
         let len = self.offset + self.values.len();
@@ -271,6 +276,45 @@ impl PeakPicker {
         self.values.drain(..(keep_from - self.offset).min(self.values.len()));
         self.offset = keep_from;
         peaks
+    }
+}
+
+/// Per-frame values held until the peak picker has decided their frame, then
+/// released in order with their peak flag: what a per-frame table row needs.
+#[derive(Clone, Debug)]
+pub struct FlaggedFrames<T> {
+    pending: VecDeque<(usize, T)>,
+    peaks: VecDeque<usize>,
+}
+
+impl<T> Default for FlaggedFrames<T> {
+    fn default() -> Self {
+        FlaggedFrames { pending: VecDeque::new(), peaks: VecDeque::new() }
+    }
+}
+
+impl<T> FlaggedFrames<T> {
+    pub fn push(&mut self, index: usize, value: T) {
+        self.pending.push_back((index, value));
+    }
+
+    /// Peaks as the picker reports them (ascending).
+    pub fn peaks(&mut self, peaks: impl IntoIterator<Item = usize>) {
+        self.peaks.extend(peaks);
+    }
+
+    /// The frames before `decided`, with whether each is a peak.
+    pub fn release(&mut self, decided: usize) -> Vec<(usize, T, bool)> {
+        let mut out = Vec::new();
+        while self.pending.front().is_some_and(|(i, _)| *i < decided) {
+            let (index, value) = self.pending.pop_front().expect("checked");
+            while self.peaks.front().is_some_and(|&p| p < index) {
+                self.peaks.pop_front();
+            }
+            let peak = self.peaks.front() == Some(&index);
+            out.push((index, value, peak));
+        }
+        out
     }
 }
 

@@ -130,6 +130,11 @@ impl OnsetStream {
         out
     }
 
+    /// How many envelope frames have their onset decision.
+    pub fn decided(&self) -> usize {
+        self.picker.decided()
+    }
+
     fn clamp(&self, frame: &[f32]) -> Vec<f32> {
         match self.db.top_db {
             Some(top_db) => frame.iter().map(|&v| v.max(self.max_db - top_db)).collect(),
