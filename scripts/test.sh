@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing (with the Python references
-# the tests compare against: librosa), then builds and runs every test of the workspace (unit, integration, doc tests, examples and benchmarks
+# The whole test suite: installs what is missing (with the Python packages the
+# tests compare against: librosa, and pyarrow, DuckDB, polars reading the feature store), then builds and runs every test of the workspace (unit, integration, doc tests, examples and benchmarks
 # in test mode).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -1,0 +1,148 @@
+//! Reading the manifests back, and recovering a store after a crash.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use super::manifest::{Manifest, ManifestEntry};
+use super::{MANIFEST_DIR, PartName, StoreError, manifest_path, sync_dir};
+
+/// What [`recover`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Temp files of committed segments renamed to their final names.
+    pub rolled_forward: usize,
+    /// Temp files of uncommitted segments deleted.
+    pub deleted_temps: usize,
+    /// Final part files named by no manifest deleted.
+    pub deleted_orphans: usize,
+    /// Manifests whose torn last line was cut off.
+    pub truncated_manifests: usize,
+}
+
+impl Recovery {
+    /// Whether the store was already consistent.
+    pub fn is_clean(&self) -> bool {
+        *self == Recovery::default()
+    }
+}
+
+/// Brings the store at `root` back to its committed state after a crash: finishes the renames of
+/// committed segments (roll forward), deletes every other temp file and every part file no
+/// manifest names (roll back), and truncates torn manifest lines. Run it with no writer running
+/// (it would delete their temp files); a missing `root` is an empty store.
+pub fn recover(root: &Path) -> Result<Recovery, StoreError> {
+    recover_files(root, None)
+}
+
+/// [`recover`] restricted to one writer's manifest and files, which that writer owns alone.
+pub(super) fn recover_writer(root: &Path, writer: &str) -> Result<Recovery, StoreError> {
+    recover_files(root, Some(writer))
+}
+
+fn recover_files(root: &Path, only: Option<&str>) -> Result<Recovery, StoreError> {
+    let mut report = Recovery::default();
+    if !root.exists() {
+        return Ok(report);
+    }
+    let manifest_paths = match only {
+        Some(writer) => vec![manifest_path(root, writer)],
+        None => manifest_files(root)?,
+    };
+    // Final path of every committed file -> the manifest committing it.
+    let mut committed = HashMap::new();
+    for path in manifest_paths {
+        let manifest = Manifest::read(&path)?;
+        if manifest.torn {
+            manifest.truncate_torn()?;
+            report.truncated_manifests += 1;
+        }
+        for file in manifest.entries.iter().flat_map(|e| &e.files) {
+            committed.insert(root.join(&file.path), path.clone());
+        }
+    }
+
+    let mut touched = BTreeSet::new();
+    for dir in table_dirs(root)? {
+        for entry in std::fs::read_dir(&dir).map_err(StoreError::io(&dir))? {
+            let path = entry.map_err(StoreError::io(&dir))?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let Some(part) = PartName::parse(name) else { continue };
+            if only.is_some_and(|writer| writer != part.writer) {
+                continue;
+            }
+            if part.temp {
+                let final_path = dir.join(&name[1..name.len() - ".tmp".len()]);
+                if committed.contains_key(&final_path) && !final_path.exists() {
+                    std::fs::rename(&path, &final_path).map_err(StoreError::io(&path))?;
+                    report.rolled_forward += 1;
+                } else {
+                    std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
+                    report.deleted_temps += 1;
+                }
+            } else if !committed.contains_key(&path) {
+                std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
+                report.deleted_orphans += 1;
+            } else {
+                continue;
+            }
+            touched.insert(dir.clone());
+        }
+    }
+    for dir in &touched {
+        sync_dir(dir)?;
+    }
+    if let Some((path, manifest)) = committed.into_iter().find(|(path, _)| !path.exists()) {
+        return Err(StoreError::CommittedFileMissing { manifest, path });
+    }
+    Ok(report)
+}
+
+/// Every committed segment of the store at `root`, oldest commit first. Torn last lines are
+/// ignored; a missing `root` is an empty store.
+pub fn read_manifests(root: &Path) -> Result<Vec<ManifestEntry>, StoreError> {
+    let mut entries = Vec::new();
+    for path in manifest_files(root)? {
+        entries.extend(Manifest::read(&path)?.entries);
+    }
+    entries.sort_by(|a, b| (&a.committed_at, &a.segment).cmp(&(&b.committed_at, &b.segment)));
+    Ok(entries)
+}
+
+/// Input -> configuration of every input committed in the store at `root` (the latest commit
+/// wins if an input was committed twice). A driver skips the inputs committed with its own
+/// configuration.
+pub fn committed_inputs(root: &Path) -> Result<HashMap<String, String>, StoreError> {
+    Ok(read_manifests(root)?.into_iter().flat_map(|e| e.inputs).map(|i| (i.input, i.config)).collect())
+}
+
+/// `_manifest/*.jsonl`.
+fn manifest_files(root: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let dir = root.join(MANIFEST_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io(&dir)(e)),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(StoreError::io(&dir))?.path();
+        if path.extension().is_some_and(|e| e == "jsonl") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// Every folder under `root` that may hold a table: not hidden, not `_manifest`.
+fn table_dirs(root: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(StoreError::io(root))? {
+        let path = entry.map_err(StoreError::io(root))?.path();
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with(['.', '_']));
+        if !hidden && path.is_dir() {
+            dirs.push(path);
+        }
+    }
+    Ok(dirs)
+}
