@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mudar_operators::synth::{Dance, SynthConfig};
-use mudar_pipeline::{ClipAssembler, ClipRule, MediaSource, SourceConfig};
+use mudar_pipeline::{ClipAssembler, ClipRule, MediaSource, SourceConfig, VideoFrame};
 use mudar_sinks::MediaFormat;
 
 fn main() -> anyhow::Result<()> {
@@ -43,7 +43,7 @@ fn summarise(input: &str) -> anyhow::Result<()> {
     let rule = ClipRule::PAPER;
     let config = SourceConfig { span: rule.decode_span(Some(duration)), ..SourceConfig::default() };
     let source = MediaSource::open(input, &config)?;
-    let mut assembler = ClipAssembler::new(rule.spans(duration), source.has_audio(), source.has_video());
+    let mut assembler = ClipAssembler::<VideoFrame>::new(rule.spans(duration), source.has_audio(), source.has_video());
     let mut clips = Vec::new();
     for packet in source {
         clips.extend(assembler.push(&packet?));

@@ -2,12 +2,14 @@
 //!
 //! - [`motion`]: flow fields (`.flo`, colour code), PWC-Net and DIS flow,
 //!   HOOF, motion features, model-free visual beats.
+//! - [`metrics`]: downstream metrics (Beat Align Score).
 //! - [`rhythm`]: music rhythm as librosa computes it (STFT, mel, onset
 //!   envelope, onsets, tempo, beats, tempogram), per clip and streaming.
 //! - [`synth`]: synthetic dance media with known ground truth (music with
 //!   known beats and onsets, a figure whose moves land on them).
 //! - [`weights`]: checked loading of network weights (safetensors).
 
+pub mod metrics;
 pub mod motion;
 pub mod rhythm;
 pub mod synth;

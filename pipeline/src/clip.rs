@@ -106,32 +106,43 @@ impl std::str::FromStr for ClipRule {
     }
 }
 
-/// One clip's media: audio samples and frames whose time lies in `span`.
+/// One clip's media: audio samples and the video items (decoded frames, or
+/// anything computed per frame) whose time lies in `span`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Clip {
+pub struct Clip<V = VideoFrame> {
     pub span: Span,
     /// Media time of `audio[0]`.
     pub audio_start: Duration,
     pub sample_rate: u32,
     pub audio: Vec<f32>,
-    pub frames: Vec<VideoFrame>,
+    pub frames: Vec<V>,
 }
 
 /// Cuts a stream of packets into clips, emitting each as soon as the stream
 /// has passed its end. Memory holds only the clips still open.
 #[derive(Debug)]
-pub struct ClipAssembler {
+pub struct ClipAssembler<V = VideoFrame> {
     spans: VecDeque<Span>,
-    open: VecDeque<Clip>,
+    open: VecDeque<Clip<V>>,
     audio_time: Duration,
     video_time: Duration,
     has_audio: bool,
     has_video: bool,
 }
 
-impl ClipAssembler {
+impl ClipAssembler<VideoFrame> {
+    /// Adds a packet; returns the clips it completed.
+    pub fn push(&mut self, packet: &Packet) -> Vec<Clip> {
+        match packet {
+            Packet::Audio(chunk) => self.push_audio(chunk),
+            Packet::Video(frame) => self.push_video(frame.pts, frame.duration, frame.clone()),
+        }
+    }
+}
+
+impl<V: Clone> ClipAssembler<V> {
     /// Clips at `spans` (in order) from a stream carrying the given tracks.
-    pub fn new(spans: Vec<Span>, has_audio: bool, has_video: bool) -> ClipAssembler {
+    pub fn new(spans: Vec<Span>, has_audio: bool, has_video: bool) -> ClipAssembler<V> {
         ClipAssembler {
             spans: spans.into(),
             open: VecDeque::new(),
@@ -142,34 +153,38 @@ impl ClipAssembler {
         }
     }
 
-    /// Adds a packet; returns the clips it completed.
-    pub fn push(&mut self, packet: &Packet) -> Vec<Clip> {
-        match packet {
-            Packet::Audio(chunk) => {
-                self.open_until(chunk.end());
-                self.open.iter_mut().for_each(|clip| take_samples(clip, chunk));
-                self.audio_time = self.audio_time.max(chunk.end());
-            }
-            Packet::Video(frame) => {
-                self.open_until(frame.pts + Duration::from_nanos(1));
-                for clip in self.open.iter_mut().filter(|c| c.span.contains(frame.pts)) {
-                    clip.frames.push(frame.clone());
-                }
-                // A frame covers its span up to pts + duration.
-                self.video_time = self.video_time.max(frame.pts + frame.duration.max(Duration::from_nanos(1)));
-            }
+    /// Adds audio; returns the clips it completed.
+    pub fn push_audio(&mut self, chunk: &AudioChunk) -> Vec<Clip<V>> {
+        self.open_until(chunk.end());
+        self.open.iter_mut().for_each(|clip| take_samples(clip, chunk));
+        self.audio_time = self.audio_time.max(chunk.end());
+        self.completed()
+    }
+
+    /// Adds the video item of the frame shown from `pts` for `duration`;
+    /// returns the clips it completed.
+    pub fn push_video(&mut self, pts: Duration, duration: Duration, item: V) -> Vec<Clip<V>> {
+        self.open_until(pts + Duration::from_nanos(1));
+        for clip in self.open.iter_mut().filter(|c| c.span.contains(pts)) {
+            clip.frames.push(item.clone());
         }
+        // A frame covers its span up to pts + duration.
+        self.video_time = self.video_time.max(pts + duration.max(Duration::from_nanos(1)));
+        self.completed()
+    }
+
+    /// Ends the stream: clips still open are returned as they are (cut short).
+    pub fn finish(mut self) -> Vec<Clip<V>> {
+        self.open_until(Duration::MAX);
+        self.open.into_iter().filter(|c| !c.audio.is_empty() || !c.frames.is_empty()).collect()
+    }
+
+    fn completed(&mut self) -> Vec<Clip<V>> {
         let mut done = Vec::new();
         while self.open.front().is_some_and(|c| self.passed(c.span.end)) {
             done.extend(self.open.pop_front());
         }
         done
-    }
-
-    /// Ends the stream: clips still open are returned as they are (cut short).
-    pub fn finish(mut self) -> Vec<Clip> {
-        self.open_until(Duration::MAX);
-        self.open.into_iter().filter(|c| !c.audio.is_empty() || !c.frames.is_empty()).collect()
     }
 
     fn passed(&self, t: Duration) -> bool {
@@ -192,7 +207,7 @@ impl ClipAssembler {
 }
 
 /// Appends the samples of `chunk` that fall inside the clip's span.
-fn take_samples(clip: &mut Clip, chunk: &AudioChunk) {
+fn take_samples<V>(clip: &mut Clip<V>, chunk: &AudioChunk) {
     // Sample i plays at pts + i/sr; keep those with start <= t < end.
     let index = |t: Duration| (samples_before(chunk.pts, t, chunk.sample_rate) as usize).min(chunk.samples.len());
     let (from, to) = (index(clip.span.start), index(clip.span.end));
@@ -259,7 +274,7 @@ mod tests {
     #[test]
     fn assembles_overlapping_windows_sample_exact() {
         let spans = ClipRule::Windows { length: secs(2.0), stride: secs(1.0) }.spans(secs(5.0));
-        let mut asm = ClipAssembler::new(spans, true, true);
+        let mut asm = ClipAssembler::<VideoFrame>::new(spans, true, true);
         let mut clips = Vec::new();
         let mut emitted_at = Vec::new();
         for p in stream(5, 100, 4, 37) {
@@ -283,7 +298,7 @@ mod tests {
 
     #[test]
     fn whole_clip_comes_at_finish() {
-        let mut asm = ClipAssembler::new(ClipRule::Whole.spans(secs(10.0)), true, false);
+        let mut asm = ClipAssembler::<VideoFrame>::new(ClipRule::Whole.spans(secs(10.0)), true, false);
         for p in stream(2, 50, 1, 10).iter().filter(|p| matches!(p, Packet::Audio(_))) {
             assert!(asm.push(p).is_empty());
         }

@@ -8,9 +8,13 @@
 //! - [`probe`]: duration and tracks of an input.
 //! - [`synth`]: renders synthetic dances into real media files.
 //! - [`error`]: the typed errors every input can end with.
+//! - [`graph`]: the timely extraction graph: sources, music rhythm, flow,
+//!   motion and clip stages.
 
 pub mod clip;
 pub mod error;
+pub mod extract;
+pub mod graph;
 pub mod input;
 pub mod probe;
 pub mod source;

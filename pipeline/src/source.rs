@@ -110,7 +110,7 @@ impl Default for SourceConfig {
 }
 
 /// A run of mono samples; sample `i` plays at `pts + i / sample_rate`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AudioChunk {
     pub pts: Duration,
     pub sample_rate: u32,
@@ -125,7 +125,7 @@ impl AudioChunk {
 }
 
 /// One frame of packed RGB, `width * height * 3` bytes, shown from `pts` for `duration`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VideoFrame {
     pub pts: Duration,
     pub duration: Duration,
@@ -143,7 +143,7 @@ impl VideoFrame {
 }
 
 /// What a source delivers.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Packet {
     Audio(AudioChunk),
     Video(VideoFrame),

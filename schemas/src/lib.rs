@@ -4,8 +4,11 @@
 //! field is added, removed or changes meaning.
 
 mod media;
+mod rows;
+pub mod tables;
 
 pub use media::{AudioStreamInfo, MediaInfo, VideoStreamInfo};
+pub use rows::{AudioFrameRow, ClipRow, MediaRow, VideoFrameRow};
 
 /// Version of the row types in this crate, written into every file's metadata.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;

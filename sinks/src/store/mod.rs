@@ -64,7 +64,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{CommittedFile, CommittedInput, ManifestEntry};
-pub use recover::{Recovery, committed_inputs, read_manifests, recover};
+pub use recover::{Recovery, committed_inputs, pending_recovery, read_manifests, recover};
 pub use writer::{StoreConfig, StoreWriter};
 
 /// Folder under the store root holding one manifest per writer.

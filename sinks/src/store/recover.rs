@@ -19,6 +19,17 @@ pub struct Recovery {
     pub truncated_manifests: usize,
 }
 
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} committed file(s) renamed into place, {} uncommitted and {} orphaned file(s) deleted, \
+             {} torn manifest line(s) cut",
+            self.rolled_forward, self.deleted_temps, self.deleted_orphans, self.truncated_manifests
+        )
+    }
+}
+
 impl Recovery {
     /// Whether the store was already consistent.
     pub fn is_clean(&self) -> bool {
@@ -31,15 +42,20 @@ impl Recovery {
 /// manifest names (roll back), and truncates torn manifest lines. Run it with no writer running
 /// (it would delete their temp files); a missing `root` is an empty store.
 pub fn recover(root: &Path) -> Result<Recovery, StoreError> {
-    recover_files(root, None)
+    recover_files(root, None, false)
+}
+
+/// What [`recover`] would do, without doing it: clean when no run was interrupted.
+pub fn pending_recovery(root: &Path) -> Result<Recovery, StoreError> {
+    recover_files(root, None, true)
 }
 
 /// [`recover`] restricted to one writer's manifest and files, which that writer owns alone.
 pub(super) fn recover_writer(root: &Path, writer: &str) -> Result<Recovery, StoreError> {
-    recover_files(root, Some(writer))
+    recover_files(root, Some(writer), false)
 }
 
-fn recover_files(root: &Path, only: Option<&str>) -> Result<Recovery, StoreError> {
+fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recovery, StoreError> {
     let mut report = Recovery::default();
     if !root.exists() {
         return Ok(report);
@@ -53,7 +69,9 @@ fn recover_files(root: &Path, only: Option<&str>) -> Result<Recovery, StoreError
     for path in manifest_paths {
         let manifest = Manifest::read(&path)?;
         if manifest.torn {
-            manifest.truncate_torn()?;
+            if !dry_run {
+                manifest.truncate_torn()?;
+            }
             report.truncated_manifests += 1;
         }
         for file in manifest.entries.iter().flat_map(|e| &e.files) {
@@ -73,14 +91,20 @@ fn recover_files(root: &Path, only: Option<&str>) -> Result<Recovery, StoreError
             if part.temp {
                 let final_path = dir.join(&name[1..name.len() - ".tmp".len()]);
                 if committed.contains_key(&final_path) && !final_path.exists() {
-                    std::fs::rename(&path, &final_path).map_err(StoreError::io(&path))?;
+                    if !dry_run {
+                        std::fs::rename(&path, &final_path).map_err(StoreError::io(&path))?;
+                    }
                     report.rolled_forward += 1;
                 } else {
-                    std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
+                    if !dry_run {
+                        std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
+                    }
                     report.deleted_temps += 1;
                 }
             } else if !committed.contains_key(&path) {
-                std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
+                if !dry_run {
+                    std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
+                }
                 report.deleted_orphans += 1;
             } else {
                 continue;
@@ -88,8 +112,11 @@ fn recover_files(root: &Path, only: Option<&str>) -> Result<Recovery, StoreError
             touched.insert(dir.clone());
         }
     }
-    for dir in &touched {
+    for dir in touched.iter().filter(|_| !dry_run) {
         sync_dir(dir)?;
+    }
+    if dry_run {
+        return Ok(report);
     }
     if let Some((path, manifest)) = committed.into_iter().find(|(path, _)| !path.exists()) {
         return Err(StoreError::CommittedFileMissing { manifest, path });

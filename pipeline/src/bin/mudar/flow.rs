@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use mudar_operators::motion::{DisParams, Flow, FlowBackend};
+use mudar_pipeline::extract::FlowChoice;
 
 /// Dense optical flow from FRAME1 to FRAME2 (PNG or JPEG, same size), written
 /// as a Middlebury .flo file at the input resolution.
@@ -53,7 +54,8 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
-    pub fn backend(&self) -> anyhow::Result<FlowBackend> {
+    /// The backend the options choose, to build per worker.
+    pub fn choice(&self) -> anyhow::Result<FlowChoice> {
         let pwcnet = match self.backend.as_deref() {
             Some("pwcnet") => true,
             Some(_) => false,
@@ -64,20 +66,24 @@ impl BackendArgs {
                 self.patch_size >= 2 && self.patch_stride >= 1,
                 "--patch-size must be at least 2 and --patch-stride at least 1"
             );
-            return Ok(FlowBackend::Dis(DisParams {
+            return Ok(FlowChoice::Dis(DisParams {
                 finest_scale: self.finest_scale,
                 patch_size: self.patch_size,
                 patch_stride: self.patch_stride,
                 ..Default::default()
             }));
         }
-        let weights = self.weights.as_deref().context(
+        let weights = self.weights.clone().context(
             "the pwcnet backend needs --weights FILE.safetensors (convert a public checkpoint with \
              scripts/convert_pwcnet.py), or use --backend dis",
         )?;
         let device = parse_device(&self.device)?;
         anyhow::ensure!(!self.half || device.is_cuda(), "--half needs a GPU (--device cuda)");
-        Ok(FlowBackend::pwcnet(weights, device, self.half)?)
+        Ok(FlowChoice::PwcNet { weights, device, half: self.half })
+    }
+
+    pub fn backend(&self) -> anyhow::Result<FlowBackend> {
+        self.choice()?.backend().map_err(anyhow::Error::msg)
     }
 }
 

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod extract;
 mod flow;
 mod info;
 mod motion;
@@ -31,6 +32,7 @@ struct Cli {
 enum Command {
     Probe(probe::Args),
     Music(music::Args),
+    Extract(extract::Args),
     Flow(flow::Args),
     Motion(motion::Args),
     Synth(synth::Args),
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe(args) => probe::run(args),
         Command::Music(args) => music::run(args),
+        Command::Extract(args) => extract::run(args),
         Command::Flow(args) => flow::run(args),
         Command::Motion(args) => motion::run(args),
         Command::Synth(args) => synth::run(args),

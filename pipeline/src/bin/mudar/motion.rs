@@ -14,9 +14,10 @@ use crate::progress;
 /// model-free visual beats (the directogram's impact envelope and its peaks).
 ///
 /// Frames are decoded at --fps and --size x --size, as the model sees them.
-/// Entry t of every per-frame list describes the motion from frame t to frame
-/// t+1 and is stamped with frame t+1's time; a visual beat at frame t is a
-/// deceleration between the motion into frame t and the motion out of it. Inputs that fail are reported and
+/// Entry t of every per-frame list belongs to frame t (stamped with its time):
+/// the motion out of it (the flow to frame t+1) and the visual impact at it,
+/// the deceleration from the motion into frame t to the motion out of it. The
+/// last frame has no entry. Inputs that fail are reported and
 /// the rest go on; the exit status is 1 if any failed.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -82,7 +83,7 @@ fn analyze(input: &str, args: &Args, backend: &FlowBackend) -> anyhow::Result<St
     let size = args.size as usize;
     let mut flush = |frames: &mut Vec<VideoFrame>| {
         let pairs: Vec<(&[u8], &[u8])> = frames.windows(2).map(|w| (&w[0].rgb[..], &w[1].rgb[..])).collect();
-        for (flow, frame) in backend.flows(&pairs, size, size).iter().zip(&frames[1..]) {
+        for (flow, frame) in backend.flows(&pairs, size, size).iter().zip(&frames[..]) {
             track.push(flow);
             times.push(frame.pts.as_secs_f64());
         }
@@ -106,9 +107,7 @@ fn analyze(input: &str, args: &Args, backend: &FlowBackend) -> anyhow::Result<St
     anyhow::ensure!(!track.is_empty(), "{input}: fewer than two video frames, no motion to measure");
 
     let rhythm = track.finish();
-    // The impact at flow t is the deceleration from flow t-1 (frames t-1 → t)
-    // to flow t (frames t → t+1): it happens at frame t, where they meet.
-    let beat_times: Vec<f64> = rhythm.beats.iter().map(|&t| times[t.saturating_sub(1)]).collect();
+    let beat_times: Vec<f64> = rhythm.beats.iter().map(|&t| times[t]).collect();
     if args.json {
         return Ok(json!({
             "path": input,

@@ -1,0 +1,368 @@
+//! `mudar extract`: inputs through the graph into a Parquet feature store.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar};
+use mudar_operators::motion::HoofParams;
+use mudar_operators::rhythm::{RhythmParams, SpectrogramParams};
+use mudar_pipeline::extract::{self, Plan};
+use mudar_pipeline::graph::Progress;
+use mudar_pipeline::graph::store::{InputReport, Tables};
+use mudar_pipeline::{AudioOutput, ClipRule, Resize, SourceConfig, VideoOutput};
+use serde_json::json;
+
+use crate::flow::BackendArgs;
+use crate::progress;
+
+/// Extracts music rhythm, dance motion and clip features of every input into
+/// a Parquet feature store (tables media, audio_frames, video_frames, clips;
+/// see the README for their columns).
+///
+/// INPUTS are files, folders (searched recursively for videos), glob patterns,
+/// URIs, or text files (.txt, .list) with one path or URI per line. Inputs
+/// already in the store with the same configuration are skipped, so a run can
+/// be repeated; after an interrupted run, --resume rolls the store back to its
+/// last commit and goes on. Inputs that fail are recorded in the media table
+/// and the run goes on; the exit status is 1 if any failed.
+///
+/// Scale-out is timely dataflow's: -w workers per process; for a cluster, run
+/// the same command on every machine with -n processes, -p this process's
+/// index and -h a host file (one host:port per line, process 0 first).
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct Args {
+    #[arg(required = true, value_name = "INPUTS")]
+    inputs: Vec<String>,
+    /// The store folder (created if missing).
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Roll back an interrupted run's uncommitted files, then go on.
+    #[arg(long)]
+    resume: bool,
+    /// Worker threads per process.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    workers: usize,
+    /// Processes in the cluster.
+    #[arg(short = 'n', long, default_value_t = 1)]
+    processes: usize,
+    /// This process's index in the cluster.
+    #[arg(short = 'p', long, default_value_t = 0)]
+    process: usize,
+    /// Host file of the cluster: one host:port per line, in process order.
+    #[arg(short = 'h', long)]
+    hostfile: Option<PathBuf>,
+    /// Clips: whole, paper (8 s around the middle), centered:SECONDS, windows:LENGTH:STRIDE.
+    #[arg(long, default_value = "paper")]
+    clip: ClipRule,
+    /// Video frame rate and square frame side the video is decoded at.
+    #[arg(long, default_value_t = 8)]
+    fps: u32,
+    #[arg(long, default_value_t = 256)]
+    size: u32,
+    /// Audio sample rate.
+    #[arg(long, default_value_t = 16_000)]
+    sr: u32,
+    /// HOOF orientation bins (B).
+    #[arg(long, default_value_t = HoofParams::default().bins)]
+    bins: usize,
+    /// HOOF with Chaudhry's horizontal symmetry.
+    #[arg(long)]
+    symmetric: bool,
+    /// σ of the Beat Align Score, seconds (AIST++/Bailando: 3 frames at 60 fps).
+    #[arg(long, default_value_t = 0.05)]
+    beat_align_sigma: f64,
+    /// Frame pairs per flow batch, gathered across a worker's open inputs.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Inputs each worker decodes at once.
+    #[arg(long, default_value_t = 2)]
+    max_open: usize,
+    /// Tables besides media: any of audio_frames, video_frames, clips.
+    #[arg(long, value_delimiter = ',', default_value = "audio_frames,video_frames,clips")]
+    tables: Vec<String>,
+    /// Target size of the store's files, MiB.
+    #[arg(long, default_value_t = 128)]
+    file_size_mb: u64,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = 65_536)]
+    row_group_rows: usize,
+    /// A JSON summary on stdout at the end.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[arg(long, action = clap::ArgAction::Help, help = "Print help")]
+    help: Option<bool>,
+}
+
+/// Video extensions looked for in folders.
+const VIDEO_EXTENSIONS: &[&str] =
+    &["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "flv", "wmv", "gif"];
+
+/// The inputs the arguments name, in a fixed order (the same on every process).
+pub fn expand_inputs(args: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for arg in args {
+        let path = Path::new(arg);
+        if mudar_pipeline::input::is_uri(arg) {
+            out.push(arg.clone());
+        } else if path.is_dir() {
+            let mut found = BTreeSet::new();
+            walk(path, &mut found).with_context(|| format!("{arg}: cannot list the folder"))?;
+            anyhow::ensure!(!found.is_empty(), "{arg}: no videos in this folder ({})", VIDEO_EXTENSIONS.join(", "));
+            out.extend(found);
+        } else if path.extension().is_some_and(|e| e == "txt" || e == "list") {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{arg}: cannot read the input list"))?;
+            out.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+        } else if arg.contains(['*', '?', '[']) {
+            let mut matched: Vec<String> = glob::glob(arg)
+                .with_context(|| format!("{arg}: not a valid glob pattern"))?
+                .filter_map(Result::ok)
+                .map(|p| p.display().to_string())
+                .collect();
+            anyhow::ensure!(!matched.is_empty(), "{arg}: the pattern matches nothing");
+            matched.sort();
+            out.extend(matched);
+        } else {
+            // Missing or unreadable files are reported per input by the run.
+            out.push(arg.clone());
+        }
+    }
+    let mut seen = BTreeSet::new();
+    out.retain(|input| seen.insert(input.clone()));
+    Ok(out)
+}
+
+fn walk(dir: &Path, found: &mut BTreeSet<String>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, found)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_lowercase().as_str()))
+        {
+            found.insert(path.display().to_string());
+        }
+    }
+    Ok(())
+}
+
+fn tables(names: &[String]) -> anyhow::Result<Tables> {
+    let mut tables = Tables { audio_frames: false, video_frames: false, clips: false };
+    for name in names {
+        match name.as_str() {
+            "audio_frames" => tables.audio_frames = true,
+            "video_frames" => tables.video_frames = true,
+            "clips" => tables.clips = true,
+            "media" => {}
+            other => anyhow::bail!("unknown table {other:?}: use audio_frames, video_frames, clips"),
+        }
+    }
+    Ok(tables)
+}
+
+fn timely_config(args: &Args) -> anyhow::Result<timely::Config> {
+    anyhow::ensure!(args.workers > 0 && args.processes > 0, "-w and -n must be positive");
+    anyhow::ensure!(args.process < args.processes, "-p {} is not below -n {}", args.process, args.processes);
+    let mut flags = vec!["-w".to_owned(), args.workers.to_string()];
+    if args.processes > 1 {
+        flags.extend(["-n".to_owned(), args.processes.to_string(), "-p".to_owned(), args.process.to_string()]);
+        if let Some(hosts) = &args.hostfile {
+            flags.extend(["-h".to_owned(), hosts.display().to_string()]);
+        }
+    }
+    timely::Config::from_args(flags.into_iter()).map_err(|e| anyhow::anyhow!("cluster flags: {e}"))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let inputs = expand_inputs(&args.inputs)?;
+    let spectrogram = SpectrogramParams { sr: args.sr, ..SpectrogramParams::default() };
+    spectrogram.validate()?;
+    anyhow::ensure!(args.fps > 0 && args.size >= 8, "--fps must be positive and --size at least 8");
+    anyhow::ensure!(
+        args.bins > 0 && args.batch > 0 && args.max_open > 0,
+        "--bins, --batch, --max-open must be positive"
+    );
+    let source = SourceConfig {
+        audio: Some(AudioOutput { sample_rate: args.sr }),
+        video: Some(VideoOutput { width: args.size, height: args.size, fps: args.fps, resize: Resize::Stretch }),
+        ..SourceConfig::default()
+    };
+    let mut plan = Plan {
+        skip: vec![false; inputs.len()],
+        inputs,
+        store: args.out.clone(),
+        source,
+        rhythm: RhythmParams { spectrogram, ..RhythmParams::default() },
+        hoof: HoofParams { bins: args.bins, symmetric: args.symmetric, ..Default::default() },
+        clip_rule: args.clip,
+        beat_align_sigma_s: args.beat_align_sigma,
+        flow: args.backend.choice()?,
+        batch: args.batch,
+        max_open: args.max_open,
+        max_lag: 4,
+        tables: tables(&args.tables)?,
+        target_file_bytes: args.file_size_mb << 20,
+        row_group_rows: args.row_group_rows.max(1),
+    };
+    let config = plan.config_json();
+
+    // Only process 0 touches the store as a whole; the others wait for it when connecting.
+    if args.process == 0 {
+        prepare_store(&args.out, args.resume, &config)?;
+    }
+    let committed = mudar_sinks::store::committed_inputs(&args.out).unwrap_or_default();
+    for (input, skip) in plan.inputs.iter().zip(plan.skip.iter_mut()) {
+        *skip = committed.get(input).is_some_and(|c| *c == config);
+    }
+    let skipped = plan.skip.iter().filter(|s| **s).count();
+    let to_do = plan.inputs.len() - skipped;
+    if skipped > 0 {
+        eprintln!(
+            "mudar extract: {skipped} input(s) already in {} with this configuration, skipped",
+            args.out.display()
+        );
+    }
+
+    let bars = Bars::new(to_do as u64);
+    let observer = bars.clone();
+    let started = Instant::now();
+    let plan = Arc::new(plan);
+    let reports = extract::run(plan.clone(), timely_config(&args)?, Arc::new(move |p| observer.update(p)))
+        .map_err(anyhow::Error::msg)?;
+    bars.finish();
+    summarize(&args, &plan, &reports, skipped, started.elapsed().as_secs_f64())
+}
+
+/// Checks the store against this run: recovers it on --resume, refuses leftovers or another configuration.
+fn prepare_store(store: &Path, resume: bool, config: &str) -> anyhow::Result<()> {
+    if !store.exists() {
+        return Ok(());
+    }
+    if resume {
+        let recovery = mudar_sinks::store::recover(store)?;
+        if !recovery.is_clean() {
+            eprintln!("mudar extract: resumed {}: {recovery}", store.display());
+        }
+    } else {
+        anyhow::ensure!(
+            !extract::needs_recovery(store)?,
+            "{}: an earlier run was interrupted; add --resume to roll back its uncommitted files and go on",
+            store.display()
+        );
+    }
+    let committed = mudar_sinks::store::committed_inputs(store)?;
+    if let Some((input, _)) = committed.iter().find(|(_, c)| c.as_str() != config) {
+        anyhow::bail!(
+            "{}: the store holds inputs extracted with another configuration (e.g. {input}); \
+             extract into a new folder",
+            store.display()
+        );
+    }
+    Ok(())
+}
+
+fn summarize(
+    args: &Args,
+    plan: &Plan,
+    reports: &[InputReport],
+    skipped: usize,
+    seconds: f64,
+) -> anyhow::Result<ExitCode> {
+    let failed: Vec<&InputReport> = reports.iter().filter(|r| r.failure.is_some()).collect();
+    for report in &failed {
+        let failure = report.failure.as_ref().expect("filtered");
+        eprintln!("mudar extract: {} ({})", failure.message, failure.kind);
+    }
+    let total = |f: fn(&InputReport) -> u64| reports.iter().map(f).sum::<u64>();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "store": args.out,
+                "inputs": plan.inputs.len(),
+                "committed": reports.len(),
+                "skipped": skipped,
+                "failed": failed.len(),
+                "audio_frames": total(|r| r.audio_frames),
+                "video_frames": total(|r| r.video_frames),
+                "clips": total(|r| r.clips),
+                "seconds": seconds,
+                "errors": failed.iter().map(|r| json!({"input": r.input, "kind": r.failure.as_ref().map(|f| &f.kind), "error": r.failure.as_ref().map(|f| &f.message)})).collect::<Vec<_>>(),
+                "config": serde_json::from_str::<serde_json::Value>(&plan.config_json())?,
+            })
+        );
+    } else {
+        eprintln!(
+            "mudar extract: {} input(s) committed to {} ({} failed, {} skipped) in {seconds:.1} s: {} audio frames, {} video frames, {} clips",
+            reports.len(),
+            args.out.display(),
+            failed.len(),
+            skipped,
+            total(|r| r.audio_frames),
+            total(|r| r.video_frames),
+            total(|r| r.clips),
+        );
+    }
+    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Progress: on a terminal, a bar per open input and one overall; otherwise a line per input.
+#[derive(Clone)]
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    inputs: Arc<Mutex<HashMap<u64, ProgressBar>>>,
+    terminal: bool,
+}
+
+impl Bars {
+    fn new(total: u64) -> Bars {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let multi = MultiProgress::new();
+        if !terminal {
+            multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let overall = multi.add(progress::bar(total, "inputs".into(), "inputs"));
+        Bars { multi, overall, inputs: Arc::default(), terminal }
+    }
+
+    fn update(&self, event: Progress<'_>) {
+        let mut inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            Progress::Opened { id, input, duration_s } => {
+                let seconds = duration_s.unwrap_or(0.0).ceil() as u64;
+                let bar = self.multi.insert_before(&self.overall, progress::bar(seconds, input.to_owned(), "s"));
+                inputs.insert(id, bar);
+            }
+            Progress::Position { id, seconds } => {
+                if let Some(bar) = inputs.get(&id) {
+                    bar.set_position(seconds as u64);
+                }
+            }
+            Progress::Closed { id, input, failure } => {
+                if let Some(bar) = inputs.remove(&id) {
+                    bar.finish_and_clear();
+                }
+                self.overall.inc(1);
+                if !self.terminal {
+                    match failure {
+                        Some(f) => eprintln!("mudar extract: {input}: decoded with an error ({})", f.kind),
+                        None => eprintln!("mudar extract: {input}: decoded"),
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        self.overall.finish_and_clear();
+    }
+}

@@ -1,0 +1,216 @@
+//! Extraction runs: the graph over a set of inputs into a feature store, on
+//! one worker or a timely cluster.
+//!
+//! Every process gets the same [`Plan`] and builds the same graph; input `i`
+//! of the plan is decoded by global worker `i mod workers`, which also owns
+//! its state in every stage. Each worker writes its own store files
+//! (`mudar_sinks::store`, writer `w<index>`), so a committed input lives in
+//! exactly one segment whatever the number of workers.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mudar_operators::motion::{DisParams, FlowBackend, HoofParams, VisualBeatParams};
+use mudar_operators::rhythm::RhythmParams;
+use mudar_schemas::tables::{self, AUDIO_FRAMES, CLIPS, MEDIA, VIDEO_FRAMES};
+use mudar_sinks::store::{StoreConfig, StoreError, StoreWriter};
+use serde_json::json;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Concatenate, Input, Inspect, Probe};
+use timely::dataflow::{InputHandle, ProbeHandle};
+
+use crate::clip::ClipRule;
+use crate::graph::store::{InputReport, SinkError, Tables, WriteStore};
+use crate::graph::{
+    ClipFeatures, ClipParams, Driver, DriverConfig, Event, FramePairs, MotionFeatures, MusicRhythm, OpticalFlow,
+    Progress, Record, StreamId,
+};
+use crate::source::SourceConfig;
+
+/// Which flow backend each worker builds.
+#[derive(Clone, Debug)]
+pub enum FlowChoice {
+    Dis(DisParams),
+    PwcNet { weights: PathBuf, device: tch::Device, half: bool },
+}
+
+impl FlowChoice {
+    /// Builds the backend (loading PWC-Net's weights).
+    pub fn backend(&self) -> Result<FlowBackend, String> {
+        match self {
+            FlowChoice::Dis(params) => Ok(FlowBackend::Dis(*params)),
+            FlowChoice::PwcNet { weights, device, half } => {
+                FlowBackend::pwcnet(weights, *device, *half).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Everything a run needs; the same on every process.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The inputs, in a fixed order: their index is their stream id.
+    pub inputs: Vec<String>,
+    /// Inputs to leave out (already committed with this configuration).
+    pub skip: Vec<bool>,
+    pub store: PathBuf,
+    pub source: SourceConfig,
+    pub rhythm: RhythmParams,
+    pub hoof: HoofParams,
+    pub clip_rule: ClipRule,
+    pub beat_align_sigma_s: f64,
+    pub flow: FlowChoice,
+    /// Frame pairs per flow batch.
+    pub batch: usize,
+    /// Inputs a worker decodes at once.
+    pub max_open: usize,
+    /// Epochs the sources may run ahead of the store.
+    pub max_lag: u64,
+    pub tables: Tables,
+    pub target_file_bytes: u64,
+    pub row_group_rows: usize,
+}
+
+impl Plan {
+    /// The configuration that determines the rows (recorded in every file
+    /// and in the manifest; an input committed with it is not extracted again).
+    pub fn config_json(&self) -> String {
+        let video = self.source.video.expect("extraction decodes video");
+        let audio = self.source.audio.expect("extraction decodes audio");
+        let flow = match &self.flow {
+            FlowChoice::Dis(params) => json!({ "backend": "dis", "params": format!("{params:?}") }),
+            FlowChoice::PwcNet { weights, half, .. } => json!({
+                "backend": "pwcnet",
+                "weights": weights.file_name().map(|n| n.to_string_lossy().into_owned()),
+                "weights_bytes": std::fs::metadata(weights).map(|m| m.len()).ok(),
+                "half": half,
+            }),
+        };
+        json!({
+            "schema_version": mudar_schemas::SCHEMA_VERSION,
+            "audio": { "sample_rate": audio.sample_rate },
+            "video": { "width": video.width, "height": video.height, "fps": video.fps, "resize": format!("{:?}", video.resize) },
+            "rhythm": format!("{:?}", self.rhythm),
+            "hoof": { "bins": self.hoof.bins, "symmetric": self.hoof.symmetric, "min_magnitude": self.hoof.min_magnitude },
+            "clip_rule": format!("{:?}", self.clip_rule),
+            "beat_align_sigma_s": self.beat_align_sigma_s,
+            "flow": flow,
+            "tables": self.tables,
+        })
+        .to_string()
+    }
+
+    fn table_schemas(&self) -> Vec<(&'static str, arrow_schema::SchemaRef)> {
+        let mut tables = vec![(MEDIA, tables::media_schema())];
+        if self.tables.audio_frames {
+            tables.push((AUDIO_FRAMES, tables::audio_frames_schema()));
+        }
+        if self.tables.video_frames {
+            tables.push((VIDEO_FRAMES, tables::video_frames_schema(self.hoof.bins)));
+        }
+        if self.tables.clips {
+            tables.push((CLIPS, tables::clips_schema()));
+        }
+        tables
+    }
+}
+
+/// What one worker did.
+#[derive(Debug, Default)]
+pub struct WorkerReport {
+    pub committed: Vec<InputReport>,
+}
+
+/// Runs the plan on this process's workers (`config`: timely's, e.g. from
+/// `-w/-n/-p/-h`); `progress` sees every input open, advance and close.
+pub fn run(
+    plan: Arc<Plan>,
+    config: timely::Config,
+    progress: Arc<dyn Fn(Progress<'_>) + Send + Sync>,
+) -> Result<Vec<InputReport>, String> {
+    let guards = timely::execute(config, move |worker| run_worker(worker, &plan, &*progress))?;
+    let mut committed = Vec::new();
+    for result in guards.join() {
+        committed.extend(result.map_err(|e| format!("a worker failed: {e}"))??.committed);
+    }
+    Ok(committed)
+}
+
+fn run_worker(
+    worker: &mut timely::worker::Worker,
+    plan: &Plan,
+    progress: &(dyn Fn(Progress<'_>) + Send + Sync),
+) -> Result<WorkerReport, String> {
+    let (index, peers) = (worker.index(), worker.peers());
+    let backend = Rc::new(plan.flow.backend()?);
+    let store_config = StoreConfig {
+        target_file_bytes: plan.target_file_bytes,
+        row_group_rows: plan.row_group_rows,
+        config_json: plan.config_json(),
+    };
+    let store = StoreWriter::open(&plan.store, &format!("w{index}"), &plan.table_schemas(), store_config)
+        .map_err(|e| e.to_string())?;
+    let store = Rc::new(RefCell::new(store));
+    let error: Rc<RefCell<Option<SinkError>>> = Rc::new(RefCell::new(None));
+    let committed = Rc::new(RefCell::new(Vec::new()));
+
+    let mut events = InputHandle::new();
+    let probe = ProbeHandle::new();
+    let frame_s = 1.0 / plan.source.video.map_or(8, |v| v.fps) as f64;
+    let clip_params =
+        ClipParams { rule: plan.clip_rule, rhythm: plan.rhythm, frame_s, beat_align_sigma_s: plan.beat_align_sigma_s };
+    let beats = VisualBeatParams::for_fps(1.0 / frame_s);
+    worker.dataflow::<u64, _, _>(|scope| {
+        let events = scope.input_from(&mut events).container::<Vec<(StreamId, Event)>>();
+        let audio = events.clone().music_rhythm(plan.rhythm);
+        let motion = events.clone().frame_pairs().optical_flow(backend, plan.batch).motion_features(plan.hoof, beats);
+        let clips = events.clone().clip_features(motion.clone(), clip_params);
+        let lifecycle = events.flat_map(|(id, event)| match event {
+            Event::Opened(opened) => Some((id, Record::Opened(opened))),
+            Event::Closed(failure) => Some((id, Record::Closed(failure))),
+            Event::Audio(_) | Event::Video(_) => None,
+        });
+        let reports = committed.clone();
+        scope
+            .concatenate([lifecycle, audio, motion, clips])
+            .write_store(store.clone(), plan.tables, plan.hoof.bins, error.clone())
+            .inspect(move |report| reports.borrow_mut().push(report.clone()))
+            .probe_with(&probe);
+    });
+
+    let mine: Vec<(StreamId, String)> = plan
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % peers == index && !plan.skip[*i])
+        .map(|(i, input)| (i as StreamId, input.clone()))
+        .collect();
+    let driver_config = DriverConfig { source: plan.source.clone(), max_open: plan.max_open, packets_per_epoch: 16 };
+    let mut driver = Driver::new(mine, driver_config);
+    let mut epoch = 0u64;
+    let mut feeding = true;
+    while feeding && error.borrow().is_none() {
+        feeding = driver.feed(&mut events, &mut |p| progress(p));
+        epoch += 1;
+        events.advance_to(epoch);
+        // timely has no flow control: hold the sources back while the store lags.
+        worker.step_while(|| probe.less_than(&epoch.saturating_sub(plan.max_lag)) && error.borrow().is_none());
+        worker.step();
+    }
+    drop(events);
+    // Also after a store error: the other workers wait for this one's frontier.
+    worker.step_while(|| !probe.done());
+    if let Some(e) = error.borrow_mut().take() {
+        return Err(format!("writing the store failed: {e}"));
+    }
+    store.borrow_mut().flush().map_err(|e| format!("writing the store failed: {e}"))?;
+    let committed = committed.borrow().clone();
+    Ok(WorkerReport { committed })
+}
+
+/// Whether `path` is a store with an interrupted run's leftovers.
+pub fn needs_recovery(path: &Path) -> Result<bool, StoreError> {
+    mudar_sinks::store::pending_recovery(path).map(|r| !r.is_clean())
+}

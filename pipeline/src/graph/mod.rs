@@ -1,0 +1,78 @@
+//! The extraction graph (DESIGN.md, "The graph"), in timely dataflow:
+//!
+//! ```text
+//! sources ─(id, Event)─┬─ music_rhythm ─────────────────────────────────────┐
+//!  (driver)            ├─ frame_pairs ─ optical_flow ─ motion_features ─┬────┤
+//!                      ├──────────────────────────────── clip_features ◄┘ ───┤
+//!                      └─────────────────────────────────────────────────────┴─ (id, Record) ─ store sink
+//! ```
+//!
+//! Every stage exchanges by stream id, so one worker owns a stream's state
+//! (the STFT tail, the previous frame, the open clips); the flow stage batches
+//! frame pairs across the streams its worker owns. Timestamps are the driver's
+//! epochs: a stream's `Closed` event carries the epoch after its last packet,
+//! every stage emits a stream's last rows at that epoch, so once the frontier
+//! passes it the store sink knows the stream's rows are complete.
+
+mod clips;
+mod driver;
+mod motion;
+mod music;
+pub mod store;
+
+use mudar_schemas::{AudioFrameRow, ClipRow, VideoFrameRow};
+use serde::{Deserialize, Serialize};
+
+pub use clips::{ClipFeatures, ClipParams, clip_row};
+pub use driver::{Driver, DriverConfig, EventInput, Progress};
+pub use motion::{FlowItem, FramePair, FramePairs, MotionFeatures, OpticalFlow, PairItem};
+pub use music::MusicRhythm;
+
+use crate::source::{AudioChunk, VideoFrame};
+
+/// An input's index in the run's input list: the key every stage exchanges by.
+pub type StreamId = u64;
+
+/// What the driver knows of an input when it opens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Opened {
+    pub input: String,
+    pub duration_s: Option<f64>,
+    pub has_audio: bool,
+    pub has_video: bool,
+}
+
+/// Why an input (or part of its processing) failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// A stable code (`ErrorKind::code`, or the stage's own).
+    pub kind: String,
+    pub message: String,
+}
+
+/// What the sources put into the graph.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    Opened(Opened),
+    Audio(AudioChunk),
+    Video(VideoFrame),
+    /// The input ended, cleanly or not; nothing more comes for it.
+    Closed(Option<Failure>),
+}
+
+/// What the stages give the store sink.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Record {
+    Opened(Opened),
+    Audio(AudioFrameRow),
+    Video(VideoFrameRow),
+    Clip(ClipRow),
+    /// A stage could not process the stream (the input is reported failed).
+    Failed(Failure),
+    Closed(Option<Failure>),
+}
+
+/// The exchange key of keyed data.
+fn stream_of<D>(item: &(StreamId, D)) -> u64 {
+    item.0
+}

@@ -1,0 +1,62 @@
+"""Opens a mudar feature store with pyarrow, DuckDB and polars, checks they
+agree, and dumps every table's rows as JSON (for pipeline/tests/extract.rs).
+
+    python read_store.py STORE OUT.json
+
+Checks: the three readers see the same rows in every table; column types
+(HOOF is a fixed-size list of float32; event times are lists of float64);
+every file carries mudar.schema_version and mudar.config metadata; no hidden
+or temporary file is read. OUT.json: {table: [row dicts sorted]}.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+TABLES = ["media", "audio_frames", "video_frames", "clips"]
+KEYS = {"media": ["input"], "audio_frames": ["input", "frame"], "video_frames": ["input", "frame"], "clips": ["input", "clip"]}
+
+
+def main(store, out):
+    result = {}
+    for table in TABLES:
+        folder = store / table
+        files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+        if not files:
+            result[table] = []
+            continue
+        for f in files:
+            meta = pq.read_metadata(f).metadata
+            assert b"mudar.schema_version" in meta and b"mudar.config" in meta, f"{f}: metadata {meta}"
+        arrow = ds.dataset(folder, format="parquet").to_table()
+        duck = duckdb.sql(f"SELECT * FROM read_parquet('{folder}/*.parquet')").arrow()
+        if isinstance(duck, pa.RecordBatchReader):
+            duck = duck.read_all()
+        polars = pl.scan_parquet(f"{folder}/*.parquet").collect()
+        assert arrow.num_rows == duck.num_rows == polars.height, (table, arrow.num_rows, duck.num_rows, polars.height)
+        if table == "video_frames":
+            hoof = arrow.schema.field("hoof").type
+            assert pa.types.is_fixed_size_list(hoof) and hoof.value_type == pa.float32(), hoof
+            assert polars.schema["hoof"] == pl.Array(pl.Float32, hoof.list_size), polars.schema["hoof"]
+        if table == "clips":
+            assert arrow.schema.field("beat_times").type.value_type == pa.float64()
+        key = KEYS[table]
+        rows = sorted(arrow.to_pylist(), key=lambda r: [r[k] for k in key])
+        duck_rows = sorted(duck.to_pylist(), key=lambda r: [r[k] for k in key])
+        assert rows == duck_rows, f"{table}: pyarrow and DuckDB rows differ"
+        polars_rows = sorted(polars.to_dicts(), key=lambda r: [r[k] for k in key])
+        assert [r[key[-1]] for r in rows] == [r[key[-1]] for r in polars_rows], f"{table}: polars rows differ"
+        count = duckdb.sql(f"SELECT count(DISTINCT input) FROM read_parquet('{folder}/*.parquet')").fetchall()[0][0]
+        assert count == len({r["input"] for r in rows})
+        result[table] = rows
+    Path(out).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), sys.argv[2])

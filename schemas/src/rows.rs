@@ -1,0 +1,70 @@
+//! The rows of the feature store's tables, as the graph produces them. Every
+//! table also has an `input` column (the input's path or URI), added when
+//! rows are written.
+
+use serde::{Deserialize, Serialize};
+
+/// `media`: one row per input, also for inputs that failed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MediaRow {
+    /// `ok` or `error`.
+    pub status: String,
+    /// A stable code (`no_audio`, `truncated`, ...) when `status` is `error`.
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+    pub duration_s: Option<f64>,
+    pub has_audio: bool,
+    pub has_video: bool,
+    pub audio_frames: u64,
+    pub video_frames: u64,
+    pub clips: u64,
+}
+
+/// `audio_frames`: one row per onset-envelope frame (hop / sr seconds apart).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AudioFrameRow {
+    pub frame: u32,
+    /// Media time of the frame's centre, seconds.
+    pub time_s: f64,
+    pub onset_envelope: f32,
+    /// An onset, as librosa's `onset_detect` decides it in the streaming form.
+    pub onset: bool,
+}
+
+/// `video_frames`: one row per decoded frame but the last: the motion out of
+/// it (the flow to the next frame) and the visual impact at it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VideoFrameRow {
+    pub frame: u32,
+    /// Media time of the frame, seconds.
+    pub time_s: f64,
+    /// HOOF (paper Eq. 3-4) of the flow to the next frame: B bins summing to 1
+    /// (all zero without motion).
+    pub hoof: Vec<f32>,
+    /// Mean magnitude of that flow, pixels per frame.
+    pub motion_energy: f32,
+    /// The directogram's visual impact envelope: the deceleration from the
+    /// motion into this frame to the motion out of it (0 at frame 0).
+    pub impact: f32,
+    /// A model-free visual beat (a peak of the impact envelope).
+    pub visual_beat: bool,
+}
+
+/// `clips`: one row per clip (the clip rule's spans).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClipRow {
+    pub clip: u32,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// librosa's tempo of the clip's audio (bpm); 0 without audio.
+    pub tempo_bpm: f64,
+    pub onset_times: Vec<f64>,
+    pub beat_times: Vec<f64>,
+    pub visual_beat_times: Vec<f64>,
+    /// Mean motion energy over the clip's frames.
+    pub mean_motion: f32,
+    /// Beat Align Score, music → dance (AIST++/FACT, Bailando): the mean over
+    /// music beats of exp(−d²/2σ²), d the distance to the nearest visual
+    /// beat; `None` without music beats or visual beats.
+    pub beat_align_score: Option<f64>,
+}
