@@ -195,9 +195,9 @@ impl Canvas<'_> {
                 let across = ((ex * ex + ey * ey).sqrt() / radius).min(1.0) as f32;
                 let shade = stripe * (1.0 - 0.35 * across * across);
                 let i = 3 * (y * self.width + x);
-                for c in 0..3 {
-                    let old = self.rgb[i + c] as f32;
-                    self.rgb[i + c] = (old + (color[c] * shade - old) * coverage).round().clamp(0.0, 255.0) as u8;
+                for (channel, target) in self.rgb[i..i + 3].iter_mut().zip(color) {
+                    let old = *channel as f32;
+                    *channel = (old + (target * shade - old) * coverage).round().clamp(0.0, 255.0) as u8;
                 }
             }
         }
