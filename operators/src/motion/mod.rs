@@ -6,6 +6,8 @@ pub mod dis;
 pub mod flow;
 pub mod hoof;
 pub mod image;
+mod parallel;
+mod variational;
 pub mod warp;
 
 pub use beats::{VisualBeatParams, directogram, impact_envelope, visual_beats};

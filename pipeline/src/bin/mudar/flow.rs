@@ -25,7 +25,7 @@ pub struct Args {
     finest_scale: usize,
     #[arg(long, default_value_t = 8)]
     patch_size: usize,
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 3)]
     patch_stride: usize,
 }
 
