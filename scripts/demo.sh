@@ -26,5 +26,10 @@ $mudar music sample/*.mp4 sample/*.wav
 echo "== mudar motion: flow (DIS), HOOF, model-free visual beats" >&2
 $mudar motion sample/*.mp4 sample/*.webm sample/*.mkv
 
+echo "== mudar extract: the sample into a Parquet feature store (sample-store/)" >&2
+rm -rf sample-store
+$mudar extract sample/*.mp4 sample/*.webm sample/*.mkv --out sample-store
+ls sample-store/*/
+
 echo "== the paper's 8 s clip of each video (examples/examples/ingest.rs)" >&2
 target/release/examples/ingest sample/*.mp4 sample/*.webm sample/*.mkv

@@ -1,8 +1,9 @@
 //! Weight-free CPU flow beside OpenCV's `DISOpticalFlow` (medium and fast
-//! presets, the `opencv-python-headless` wheel), single thread, in one run:
-//! average end-point error and time per 256×256 pair, on synthetic motions
-//! of a value-noise texture and of a rendered dancer frame (translations,
-//! rotation, zoom, shear, smooth random fields, several magnitudes).
+//! presets, the `opencv-python-headless` wheel), in one run: average
+//! end-point error and time per 256×256 pair, each side on one and on two
+//! threads, on synthetic motions of a value-noise texture and of a rendered
+//! dancer frame (translations, rotation, zoom, shear, smooth random fields,
+//! several magnitudes).
 //!
 //! `cargo bench -p mudar-benches --bench flow` (after `. scripts/env.sh` and
 //! `.venv/bin/pip install opencv-python-headless`). Under `cargo test` it
@@ -50,7 +51,8 @@ fn pairs(size: usize) -> Vec<(String, Gray, Gray, Flow)> {
     out
 }
 
-fn opencv(dir: &Path, pairs: &[(String, Gray, Gray, Flow)]) -> Option<serde_json::Value> {
+/// OpenCV's results on `pairs` with `threads` threads, per pair and preset.
+fn opencv(dir: &Path, pairs: &[(String, Gray, Gray, Flow)], threads: &[&str]) -> Option<Vec<serde_json::Value>> {
     let mut listing = Vec::new();
     for (k, (_, i0, i1, flow)) in pairs.iter().enumerate() {
         let name = format!("pair{k}");
@@ -61,7 +63,18 @@ fn opencv(dir: &Path, pairs: &[(String, Gray, Gray, Flow)]) -> Option<serde_json
     }
     std::fs::write(dir.join("pairs.json"), serde_json::to_string(&listing).ok()?).ok()?;
     // `pip install opencv-python-headless` into .venv provides the peer.
-    mudar_benches::python_peer("opencv_dis.py", &[dir.as_os_str(), "1".as_ref()])
+    threads.iter().map(|t| mudar_benches::python_peer("opencv_dis.py", &[dir.as_os_str(), t.as_ref()])).collect()
+}
+
+/// Best of 5 times of our flow on one pair, in milliseconds.
+fn time_ms(i0: &Gray, i1: &Gray, params: &DisParams) -> f64 {
+    (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(dis_flow(i0, i1, params));
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn main() {
@@ -70,26 +83,31 @@ fn main() {
     let pairs = pairs(size);
     let pairs = if benching { pairs } else { pairs.into_iter().take(1).collect() };
     let dir = tempfile::tempdir().unwrap();
-    let theirs = if benching { opencv(dir.path(), &pairs) } else { None };
-    let params = DisParams::default();
+    let theirs = if benching { opencv(dir.path(), &pairs, &["1", "2"]) } else { None };
+    let one = DisParams { threads: 1, ..Default::default() };
+    let two = DisParams { threads: 2, ..one };
     println!(
-        "| {size}x{size} pair | mudar DIS EPE | OpenCV medium EPE | OpenCV fast EPE | mudar ms | OpenCV medium ms | OpenCV fast ms |"
+        "| {size}x{size} pair | mudar DIS EPE | OpenCV medium EPE | OpenCV fast EPE | mudar ms, 1 thread | mudar ms, 2 threads | OpenCV medium ms, 1 thread | OpenCV medium ms, 2 threads | OpenCV fast ms, 1 thread |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let (mut sums, mut n) = ([0f64; 6], 0.0);
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let (mut sums, mut n) = ([0f64; 8], 0.0);
     for (k, (name, i0, i1, truth)) in pairs.iter().enumerate() {
-        let flow = dis_flow(i0, i1, &params);
+        let flow = dis_flow(i0, i1, &one);
+        assert!(flow == dis_flow(i0, i1, &two), "{name}: the flow depends on the number of threads");
         let epe = average_epe(&flow, truth) as f64;
-        let ms = (0..5)
-            .map(|_| {
-                let start = Instant::now();
-                std::hint::black_box(dis_flow(i0, i1, &params));
-                start.elapsed().as_secs_f64() * 1e3
-            })
-            .fold(f64::INFINITY, f64::min);
-        let peer = |preset: &str, key: &str| theirs.as_ref().and_then(|v| v[format!("pair{k}")][preset][key].as_f64());
-        let cells =
-            [Some(epe), peer("medium", "epe"), peer("fast", "epe"), Some(ms), peer("medium", "ms"), peer("fast", "ms")];
+        let peer = |run: usize, preset: &str, key: &str| {
+            theirs.as_ref().and_then(|runs| runs[run][format!("pair{k}")][preset][key].as_f64())
+        };
+        let cells = [
+            Some(epe),
+            peer(0, "medium", "epe"),
+            peer(0, "fast", "epe"),
+            Some(time_ms(i0, i1, &one)),
+            Some(time_ms(i0, i1, &two)),
+            peer(0, "medium", "ms"),
+            peer(1, "medium", "ms"),
+            peer(0, "fast", "ms"),
+        ];
         let show = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
         println!("| {name} | {} |", cells.iter().map(|&c| show(c)).collect::<Vec<_>>().join(" | "));
         cells.iter().enumerate().for_each(|(i, c)| sums[i] += c.unwrap_or(f64::NAN));

@@ -69,6 +69,8 @@ pub struct Plan {
     /// Epochs the sources may run ahead of the store.
     pub max_lag: u64,
     pub tables: Tables,
+    /// Workers in each process (to share the cores among them).
+    pub workers_per_process: usize,
     pub target_file_bytes: u64,
     pub row_group_rows: usize,
 }
@@ -80,7 +82,10 @@ impl Plan {
         let video = self.source.video.expect("extraction decodes video");
         let audio = self.source.audio.expect("extraction decodes audio");
         let flow = match &self.flow {
-            FlowChoice::Dis(params) => json!({ "backend": "dis", "params": format!("{params:?}") }),
+            // Threads do not change the flow: leave them out, or a re-run with other -w would redo everything.
+            FlowChoice::Dis(params) => {
+                json!({ "backend": "dis", "params": format!("{:?}", DisParams { threads: 0, ..*params }) })
+            }
             FlowChoice::PwcNet { weights, half, .. } => json!({
                 "backend": "pwcnet",
                 "weights": weights.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -144,7 +149,14 @@ fn run_worker(
     progress: &(dyn Fn(Progress<'_>) + Send + Sync),
 ) -> Result<WorkerReport, String> {
     let (index, peers) = (worker.index(), worker.peers());
-    let backend = Rc::new(plan.flow.backend()?);
+    let flow = match &plan.flow {
+        // The workers share the cores: DIS gets this worker's share.
+        FlowChoice::Dis(params) => {
+            FlowChoice::Dis(DisParams { threads: dis_threads(plan.workers_per_process), ..*params })
+        }
+        other => other.clone(),
+    };
+    let backend = Rc::new(flow.backend()?);
     let store_config = StoreConfig {
         target_file_bytes: plan.target_file_bytes,
         row_group_rows: plan.row_group_rows,
@@ -208,6 +220,11 @@ fn run_worker(
     store.borrow_mut().flush().map_err(|e| format!("writing the store failed: {e}"))?;
     let committed = committed.borrow().clone();
     Ok(WorkerReport { committed })
+}
+
+fn dis_threads(workers_per_process: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / workers_per_process.max(1)).max(1)
 }
 
 /// Whether `path` is a store with an interrupted run's leftovers.

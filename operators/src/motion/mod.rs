@@ -8,8 +8,10 @@ pub mod dis;
 pub mod flow;
 pub mod hoof;
 pub mod image;
+mod parallel;
 pub mod pwcnet;
 pub mod track;
+mod variational;
 pub mod warp;
 
 pub use backend::FlowBackend;

@@ -209,6 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_open: args.max_open,
         max_lag: 4,
         tables: tables(&args.tables)?,
+        workers_per_process: args.workers,
         target_file_bytes: args.file_size_mb << 20,
         row_group_rows: args.row_group_rows.max(1),
     };
