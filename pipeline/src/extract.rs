@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use differential_dataflow::input::Input as _;
 use mudar_operators::motion::{DisParams, FlowBackend, HoofParams, VisualBeatParams};
 use mudar_operators::rhythm::RhythmParams;
 use mudar_schemas::tables::{self, AUDIO_FRAMES, CLIPS, MEDIA, VIDEO_FRAMES};
@@ -23,6 +24,7 @@ use timely::dataflow::{InputHandle, ProbeHandle};
 
 use crate::clip::ClipRule;
 use crate::graph::store::{InputReport, SinkError, Tables, WriteStore};
+use crate::graph::views::{self, Fact};
 use crate::graph::{
     ClipFeatures, ClipParams, Driver, DriverConfig, Event, FramePairs, MotionFeatures, MusicRhythm, OpticalFlow,
     Progress, Record, StreamId,
@@ -170,6 +172,8 @@ fn run_worker(
 
     let mut events = InputHandle::new();
     let probe = ProbeHandle::new();
+    let earlier_facts = RefCell::new(None);
+    let view_config = StoreConfig { config_json: plan.config_json(), ..StoreConfig::default() };
     let frame_s = 1.0 / plan.source.video.map_or(8, |v| v.fps) as f64;
     let clip_params =
         ClipParams { rule: plan.clip_rule, rhythm: plan.rhythm, frame_s, beat_align_sigma_s: plan.beat_align_sigma_s };
@@ -185,12 +189,24 @@ fn run_worker(
             Event::Audio(_) | Event::Video(_) => None,
         });
         let reports = committed.clone();
-        scope
+        let written = scope
             .concatenate([lifecycle, audio, motion, clips])
             .write_store(store.clone(), plan.tables, plan.hoof.bins, error.clone())
-            .inspect(move |report| reports.borrow_mut().push(report.clone()))
-            .probe_with(&probe);
+            .inspect(move |report| reports.borrow_mut().push(report.clone()));
+        written.clone().probe_with(&probe);
+        // The per-video view: what the store held before this run, plus what it commits.
+        let (facts_input, earlier) = scope.new_collection::<(String, Fact), isize>();
+        *earlier_facts.borrow_mut() = Some(facts_input);
+        let facts = earlier.concat(views::committed_facts(written));
+        views::maintain_videos(facts, plan.store.clone(), view_config, index == 0).probe_with(&probe);
     });
+    let mut earlier_facts = earlier_facts.borrow_mut().take().expect("built with the dataflow");
+    if index == 0 {
+        for (input, fact) in views::facts_in_store(&plan.store).map_err(|e| e.to_string())? {
+            earlier_facts.insert((input, fact));
+        }
+    }
+    earlier_facts.close();
 
     let mine: Vec<(StreamId, String)> = plan
         .inputs

@@ -96,6 +96,21 @@ fn extract_builds_a_store_the_readers_open_with_the_operators_numbers() {
         }
     }
 
+    // The videos view: one row per input without error, aggregating its media row and clips.
+    let view = tables["videos"].as_array().unwrap();
+    assert_eq!(view.len(), 3);
+    for video in view {
+        let input = video["input"].as_str().unwrap();
+        let media = &rows(&tables, "media", input)[0];
+        assert_eq!((&video["onsets"], &video["visual_beats"]), (&media["onsets"], &media["visual_beats"]));
+        assert!(media["onsets"].as_u64().unwrap() > 10 && media["visual_beats"].as_u64().unwrap() > 3, "{media}");
+        let clips = rows(&tables, "clips", input);
+        assert_eq!(video["clips"].as_u64(), Some(clips.len() as u64));
+        let mean = |key: &str| clips.iter().map(|c| c[key].as_f64().unwrap()).sum::<f64>() / clips.len() as f64;
+        assert!((video["tempo_bpm"].as_f64().unwrap() - mean("tempo_bpm")).abs() < 1e-3, "{video}");
+        assert!((video["beat_align_score"].as_f64().unwrap() - mean("beat_align_score")).abs() < 1e-8, "{video}");
+    }
+
     // The rows of one input against the operators run directly on the same decoded media.
     let input = videos.join("dance-0011-house.webm").display().to_string();
     let config = SourceConfig {

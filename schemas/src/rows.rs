@@ -18,6 +18,10 @@ pub struct MediaRow {
     pub audio_frames: u64,
     pub video_frames: u64,
     pub clips: u64,
+    /// Onsets over the whole input (the `onset` flags of `audio_frames`).
+    pub onsets: u64,
+    /// Visual beats over the whole input (the `visual_beat` flags of `video_frames`).
+    pub visual_beats: u64,
 }
 
 /// `audio_frames`: one row per onset-envelope frame (hop / sr seconds apart).
@@ -66,5 +70,19 @@ pub struct ClipRow {
     /// Beat Align Score, music → dance (AIST++/FACT, Bailando): the mean over
     /// music beats of exp(−d²/2σ²), d the distance to the nearest visual
     /// beat; `None` without music beats or visual beats.
+    pub beat_align_score: Option<f64>,
+}
+
+/// `videos`: one row per committed input without error, maintained by a
+/// differential-dataflow view over `media` and `clips`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VideoRow {
+    pub duration_s: Option<f64>,
+    pub clips: u64,
+    /// Mean of the clips' tempos.
+    pub tempo_bpm: Option<f64>,
+    pub onsets: u64,
+    pub visual_beats: u64,
+    /// Mean of the clips' Beat Align Scores (music → dance).
     pub beat_align_score: Option<f64>,
 }

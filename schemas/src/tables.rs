@@ -11,12 +11,13 @@ use arrow_array::{
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 
-use crate::rows::{AudioFrameRow, ClipRow, MediaRow, VideoFrameRow};
+use crate::rows::{AudioFrameRow, ClipRow, MediaRow, VideoFrameRow, VideoRow};
 
 pub const MEDIA: &str = "media";
 pub const AUDIO_FRAMES: &str = "audio_frames";
 pub const VIDEO_FRAMES: &str = "video_frames";
 pub const CLIPS: &str = "clips";
+pub const VIDEOS: &str = "videos";
 
 fn schema(fields: Vec<Field>) -> SchemaRef {
     let metadata = HashMap::from([("mudar.schema_version".to_owned(), crate::SCHEMA_VERSION.to_string())]);
@@ -48,6 +49,8 @@ pub fn media_schema() -> SchemaRef {
         Field::new("audio_frames", DataType::UInt64, false),
         Field::new("video_frames", DataType::UInt64, false),
         Field::new("clips", DataType::UInt64, false),
+        Field::new("onsets", DataType::UInt64, false),
+        Field::new("visual_beats", DataType::UInt64, false),
     ])
 }
 
@@ -109,6 +112,8 @@ pub fn media_batch(input: &str, rows: &[MediaRow]) -> Result<RecordBatch, ArrowE
             Arc::new(rows.iter().map(|r| r.audio_frames).collect::<UInt64Array>()),
             Arc::new(rows.iter().map(|r| r.video_frames).collect::<UInt64Array>()),
             Arc::new(rows.iter().map(|r| r.clips).collect::<UInt64Array>()),
+            Arc::new(rows.iter().map(|r| r.onsets).collect::<UInt64Array>()),
+            Arc::new(rows.iter().map(|r| r.visual_beats).collect::<UInt64Array>()),
         ],
     )
 }
@@ -176,6 +181,34 @@ pub fn clips_batch(input: &str, rows: &[ClipRow]) -> Result<RecordBatch, ArrowEr
             times(&|r| &r.visual_beat_times),
             Arc::new(rows.iter().map(|r| r.mean_motion).collect::<Float32Array>()),
             Arc::new(rows.iter().map(|r| r.beat_align_score).collect::<Float64Array>()),
+        ],
+    )
+}
+
+pub fn videos_schema() -> SchemaRef {
+    schema(vec![
+        input_field(),
+        Field::new("duration_s", DataType::Float64, true),
+        Field::new("clips", DataType::UInt64, false),
+        Field::new("tempo_bpm", DataType::Float64, true),
+        Field::new("onsets", DataType::UInt64, false),
+        Field::new("visual_beats", DataType::UInt64, false),
+        Field::new("beat_align_score", DataType::Float64, true),
+    ])
+}
+
+/// The `videos` table from (input, row) pairs.
+pub fn videos_batch(rows: &[(String, VideoRow)]) -> Result<RecordBatch, ArrowError> {
+    RecordBatch::try_new(
+        videos_schema(),
+        vec![
+            Arc::new(rows.iter().map(|(input, _)| Some(input.as_str())).collect::<StringArray>()),
+            Arc::new(rows.iter().map(|(_, r)| r.duration_s).collect::<Float64Array>()),
+            Arc::new(rows.iter().map(|(_, r)| r.clips).collect::<UInt64Array>()),
+            Arc::new(rows.iter().map(|(_, r)| r.tempo_bpm).collect::<Float64Array>()),
+            Arc::new(rows.iter().map(|(_, r)| r.onsets).collect::<UInt64Array>()),
+            Arc::new(rows.iter().map(|(_, r)| r.visual_beats).collect::<UInt64Array>()),
+            Arc::new(rows.iter().map(|(_, r)| r.beat_align_score).collect::<Float64Array>()),
         ],
     )
 }

@@ -19,6 +19,7 @@ mod driver;
 mod motion;
 mod music;
 pub mod store;
+pub mod views;
 
 use mudar_schemas::{AudioFrameRow, ClipRow, VideoFrameRow};
 use serde::{Deserialize, Serialize};

@@ -14,6 +14,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::operator::Operator;
 
+use super::views::Fact;
 use super::{Failure, Opened, Record, StreamId, stream_of};
 
 /// Rows buffered per table before they go to the store as one record batch.
@@ -50,6 +51,8 @@ pub struct InputReport {
     pub audio_frames: u64,
     pub video_frames: u64,
     pub clips: u64,
+    /// What the `videos` view needs of it (none for a failed input).
+    pub facts: Vec<Fact>,
 }
 
 #[derive(Default)]
@@ -60,6 +63,7 @@ struct Pending {
     clips: Vec<ClipRow>,
     media: MediaRow,
     failures: Vec<Failure>,
+    clip_facts: Vec<Fact>,
     closed: Option<(Capability<u64>, Option<Failure>)>,
 }
 
@@ -92,9 +96,18 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
                         let pending = streams.entry(id).or_default();
                         match record {
                             Record::Opened(opened) => pending.opened = Some(opened),
-                            Record::Audio(row) => pending.audio.push(row),
-                            Record::Video(row) => pending.video.push(row),
-                            Record::Clip(row) => pending.clips.push(row),
+                            Record::Audio(row) => {
+                                pending.media.onsets += row.onset as u64;
+                                pending.audio.push(row);
+                            }
+                            Record::Video(row) => {
+                                pending.media.visual_beats += row.visual_beat as u64;
+                                pending.video.push(row);
+                            }
+                            Record::Clip(row) => {
+                                pending.clip_facts.push(Fact::clip(&row));
+                                pending.clips.push(row);
+                            }
                             Record::Failed(failure) => pending.failures.push(failure),
                             Record::Closed(failure) => {
                                 pending.closed = Some((time.retain_least(0).expect("output 0"), failure));
@@ -184,11 +197,16 @@ fn commit(store: &mut StoreWriter, pending: Pending, closed: Option<Failure>) ->
     };
     store.write(MEDIA, &opened.input, &tables::media_batch(&opened.input, std::slice::from_ref(&media))?)?;
     store.finish_input(&opened.input)?;
+    let facts = match failure {
+        Some(_) => Vec::new(),
+        None => std::iter::once(Fact::media(&media)).chain(pending.clip_facts).collect(),
+    };
     Ok(InputReport {
         input: opened.input,
         failure,
         audio_frames: media.audio_frames,
         video_frames: media.video_frames,
         clips: media.clips,
+        facts,
     })
 }

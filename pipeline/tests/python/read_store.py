@@ -19,8 +19,14 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-TABLES = ["media", "audio_frames", "video_frames", "clips"]
-KEYS = {"media": ["input"], "audio_frames": ["input", "frame"], "video_frames": ["input", "frame"], "clips": ["input", "clip"]}
+TABLES = ["media", "audio_frames", "video_frames", "clips", "videos"]
+KEYS = {
+    "media": ["input"],
+    "audio_frames": ["input", "frame"],
+    "video_frames": ["input", "frame"],
+    "clips": ["input", "clip"],
+    "videos": ["input"],
+}
 
 
 def main(store, out):

@@ -56,6 +56,7 @@
 
 mod manifest;
 mod recover;
+mod snapshot;
 mod writer;
 
 #[cfg(test)]
@@ -65,6 +66,7 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{CommittedFile, CommittedInput, ManifestEntry};
 pub use recover::{Recovery, committed_inputs, pending_recovery, read_manifests, recover};
+pub use snapshot::{read_committed, write_snapshot};
 pub use writer::{StoreConfig, StoreWriter};
 
 /// Folder under the store root holding one manifest per writer.

@@ -344,7 +344,7 @@ impl StoreWriter {
     }
 }
 
-fn writer_properties(config: &StoreConfig, table: &str, segment: &str) -> WriterProperties {
+pub(super) fn writer_properties(config: &StoreConfig, table: &str, segment: &str) -> WriterProperties {
     let metadata = [
         ("mudar.schema_version", mudar_schemas::SCHEMA_VERSION.to_string()),
         ("mudar.config", config.config_json.clone()),

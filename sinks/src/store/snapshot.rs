@@ -1,0 +1,51 @@
+//! Reading committed tables back, and derived tables (views) that are
+//! replaced rather than appended to.
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::recover::read_manifests;
+use super::writer::{StoreConfig, writer_properties};
+use super::{StoreError, check_name, sync_dir};
+
+/// Every committed row of `table` (the files the manifests name), file by file.
+pub fn read_committed(root: &Path, table: &str) -> Result<Vec<RecordBatch>, StoreError> {
+    let mut batches = Vec::new();
+    for entry in read_manifests(root)? {
+        for file in entry.files.iter().filter(|f| f.table == table) {
+            let path = root.join(&file.path);
+            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).map_err(StoreError::io(&path))?)
+                .and_then(|builder| builder.build())
+                .map_err(StoreError::parquet(&path))?;
+            for batch in reader {
+                batches.push(batch.map_err(|e| StoreError::parquet(&path)(e.into()))?);
+            }
+        }
+    }
+    Ok(batches)
+}
+
+/// Replaces the derived table `table` with `batch`: one file,
+/// `STORE/<table>/<table>.parquet`, written under a hidden temp name, fsynced
+/// and renamed over the previous one, so readers see the old snapshot or the
+/// new one, never a mix. Recovery leaves it alone (it is no part file).
+pub fn write_snapshot(root: &Path, table: &str, batch: &RecordBatch, config: &StoreConfig) -> Result<(), StoreError> {
+    check_name("table", table)?;
+    let dir = root.join(table);
+    std::fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
+    let temp = dir.join(format!(".{table}.parquet.tmp"));
+    let target = dir.join(format!("{table}.parquet"));
+    let file = File::create(&temp).map_err(StoreError::io(&temp))?;
+    let properties = writer_properties(config, table, "snapshot");
+    let mut writer =
+        ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(StoreError::parquet(&temp))?;
+    writer.write(batch).map_err(StoreError::parquet(&temp))?;
+    let file = writer.into_inner().map_err(StoreError::parquet(&temp))?;
+    file.sync_all().map_err(StoreError::io(&temp))?;
+    std::fs::rename(&temp, &target).map_err(StoreError::io(&temp))?;
+    sync_dir(&dir)
+}
