@@ -217,6 +217,25 @@ fn extract_builds_a_store_the_readers_open_with_the_operators_numbers() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!((summary(&run)["committed"].as_u64(), summary(&run)["skipped"].as_u64()), (Some(0), Some(4)));
     assert_eq!(files(&store), before);
+
+    // Removing an input takes its rows out of every table and of the view, and
+    // leaves the others' rows; extracting it again brings back the same rows.
+    let removed = videos.join("dance-0012-waltz.mkv").display().to_string();
+    let run = mudar(&["extract", &removed, "--out", store.to_str().unwrap(), "--remove"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let after = read_store(&store);
+    for table in ["media", "audio_frames", "video_frames", "clips", "videos"] {
+        let others = |t: &Value| -> Vec<Value> {
+            t[table].as_array().unwrap().iter().filter(|r| r["input"] != removed.as_str()).cloned().collect()
+        };
+        assert_eq!(others(&after), others(&tables), "{table}");
+        assert!(rows(&after, table, &removed).is_empty(), "{table} still has {removed}");
+        assert!(!rows(&tables, table, &removed).is_empty(), "{table} had {removed}");
+    }
+    let run = extract(&videos, &store, &[]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!((summary(&run)["committed"].as_u64(), summary(&run)["skipped"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(read_store(&store), tables);
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

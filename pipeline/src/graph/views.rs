@@ -199,6 +199,7 @@ pub fn maintain_videos<'scope>(
     let mut view: BTreeMap<String, (VideoStats, isize)> = BTreeMap::new();
     let mut changed_at: Vec<u64> = Vec::new();
     let mut last_write = Instant::now();
+    let mut written = false;
     let to_worker_zero = Exchange::new(|_: &((String, VideoStats), u64, isize)| 0);
     stats.inner.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
         to_worker_zero,
@@ -222,7 +223,9 @@ pub fn maintain_videos<'scope>(
                 });
                 let done = frontier.frontier().is_empty();
                 let complete = !changed_at.is_empty() && changed_at.iter().all(|t| !frontier.less_equal(t));
-                if writes && complete && (done || last_write.elapsed() >= SNAPSHOT_EVERY) {
+                // The last snapshot of a run is written even without changes (an emptied store).
+                if writes && ((complete && (done || last_write.elapsed() >= SNAPSHOT_EVERY)) || (done && !written)) {
+                    written = true;
                     let rows: Vec<(String, VideoRow)> = view.iter().map(|(k, (s, _))| (k.clone(), s.row())).collect();
                     let result =
                         tables::videos_batch(&rows).map_err(|e| format!("the videos view: {e}")).and_then(|batch| {

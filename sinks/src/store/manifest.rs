@@ -21,6 +21,10 @@ pub struct ManifestEntry {
     pub inputs: Vec<CommittedInput>,
     /// RFC 3339 UTC time of the commit, e.g. `2026-11-24T18:30:00.123Z`.
     pub committed_at: String,
+    /// Segments this one supersedes (see [`super::remove_inputs`]): their
+    /// files and inputs no longer count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
 }
 
 /// A committed part file.

@@ -56,6 +56,7 @@
 
 mod manifest;
 mod recover;
+mod remove;
 mod snapshot;
 mod writer;
 
@@ -66,6 +67,7 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{CommittedFile, CommittedInput, ManifestEntry};
 pub use recover::{Recovery, committed_inputs, pending_recovery, read_manifests, recover};
+pub use remove::{Removal, remove_inputs};
 pub use snapshot::{read_committed, write_snapshot};
 pub use writer::{StoreConfig, StoreWriter};
 

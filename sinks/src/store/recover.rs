@@ -66,6 +66,7 @@ fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recov
     };
     // Final path of every committed file -> the manifest committing it.
     let mut committed = HashMap::new();
+    let mut manifests = Vec::new();
     for path in manifest_paths {
         let manifest = Manifest::read(&path)?;
         if manifest.torn {
@@ -74,8 +75,19 @@ fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recov
             }
             report.truncated_manifests += 1;
         }
-        for file in manifest.entries.iter().flat_map(|e| &e.files) {
-            committed.insert(root.join(&file.path), path.clone());
+        manifests.push(manifest);
+    }
+    // Removals supersede segments from their own manifest: read them all.
+    let mut all_entries = Vec::new();
+    if only.is_some() {
+        for path in manifest_files(root)? {
+            all_entries.extend(Manifest::read(&path)?.entries);
+        }
+    }
+    let replaced = replaced_segments(manifests.iter().flat_map(|m| &m.entries).chain(&all_entries));
+    for manifest in &manifests {
+        for file in manifest.entries.iter().filter(|e| !replaced.contains(&e.segment)).flat_map(|e| &e.files) {
+            committed.insert(root.join(&file.path), manifest.path.clone());
         }
     }
 
@@ -124,13 +136,20 @@ fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recov
     Ok(report)
 }
 
-/// Every committed segment of the store at `root`, oldest commit first. Torn last lines are
+/// Segments some entry supersedes.
+fn replaced_segments<'a>(entries: impl IntoIterator<Item = &'a ManifestEntry>) -> BTreeSet<String> {
+    entries.into_iter().flat_map(|e| e.replaces.iter().cloned()).collect()
+}
+
+/// Every live committed segment of the store at `root` (none that another supersedes), oldest commit first. Torn last lines are
 /// ignored; a missing `root` is an empty store.
 pub fn read_manifests(root: &Path) -> Result<Vec<ManifestEntry>, StoreError> {
     let mut entries = Vec::new();
     for path in manifest_files(root)? {
         entries.extend(Manifest::read(&path)?.entries);
     }
+    let replaced = replaced_segments(&entries);
+    entries.retain(|e| !replaced.contains(&e.segment));
     entries.sort_by(|a, b| (&a.committed_at, &a.segment).cmp(&(&b.committed_at, &b.segment)));
     Ok(entries)
 }

@@ -323,6 +323,7 @@ impl StoreWriter {
             files,
             inputs: inputs.map(|(input, r)| CommittedInput { input, config: config.clone(), rows: r.rows }).collect(),
             committed_at: manifest::now_rfc3339(),
+            replaces: Vec::new(),
         };
         let manifest = manifest_path(&self.root, &self.name);
         #[cfg(test)]

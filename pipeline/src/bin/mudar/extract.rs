@@ -44,6 +44,12 @@ pub struct Args {
     /// Roll back an interrupted run's uncommitted files, then go on.
     #[arg(long)]
     resume: bool,
+    /// Remove the INPUTS' rows from the store (and the videos view) instead of extracting them.
+    #[arg(long, conflicts_with = "replace")]
+    remove: bool,
+    /// Extract the INPUTS again even if the store has them: their old rows are removed first.
+    #[arg(long)]
+    replace: bool,
     /// Worker threads per process.
     #[arg(short = 'w', long, default_value_t = 1)]
     workers: usize,
@@ -217,15 +223,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // Only process 0 touches the store as a whole; the others wait for it when connecting.
     if args.process == 0 {
-        prepare_store(&args.out, args.resume, &config)?;
+        let remove = (args.remove || args.replace).then(|| plan.inputs.iter().cloned().collect());
+        prepare_store(&args.out, args.resume, &config, remove)?;
     }
     let committed = mudar_sinks::store::committed_inputs(&args.out).unwrap_or_default();
     for (input, skip) in plan.inputs.iter().zip(plan.skip.iter_mut()) {
-        *skip = committed.get(input).is_some_and(|c| *c == config);
+        // With --remove nothing is extracted; the run refreshes the videos view.
+        *skip = args.remove || committed.get(input).is_some_and(|c| *c == config);
     }
     let skipped = plan.skip.iter().filter(|s| **s).count();
     let to_do = plan.inputs.len() - skipped;
-    if skipped > 0 {
+    if skipped > 0 && !args.remove {
         eprintln!(
             "mudar extract: {skipped} input(s) already in {} with this configuration, skipped",
             args.out.display()
@@ -242,8 +250,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     summarize(&args, &plan, &reports, skipped, started.elapsed().as_secs_f64())
 }
 
-/// Checks the store against this run: recovers it on --resume, refuses leftovers or another configuration.
-fn prepare_store(store: &Path, resume: bool, config: &str) -> anyhow::Result<()> {
+/// Checks the store against this run: recovers it on --resume, refuses leftovers or another
+/// configuration; removes the inputs to remove or replace.
+fn prepare_store(store: &Path, resume: bool, config: &str, remove: Option<BTreeSet<String>>) -> anyhow::Result<()> {
     if !store.exists() {
         return Ok(());
     }
@@ -257,6 +266,16 @@ fn prepare_store(store: &Path, resume: bool, config: &str) -> anyhow::Result<()>
             !extract::needs_recovery(store)?,
             "{}: an earlier run was interrupted; add --resume to roll back its uncommitted files and go on",
             store.display()
+        );
+    }
+    if let Some(inputs) = remove {
+        let store_config = mudar_sinks::StoreConfig { config_json: config.to_owned(), ..Default::default() };
+        let removal = mudar_sinks::store::remove_inputs(store, &inputs, &store_config)?;
+        eprintln!(
+            "mudar extract: removed {} input(s) from {} ({} segment(s) rewritten)",
+            removal.removed.len(),
+            store.display(),
+            removal.segments
         );
     }
     let committed = mudar_sinks::store::committed_inputs(store)?;
