@@ -42,15 +42,18 @@ pub fn orientation_bin(u: f32, v: f32, params: &HoofParams) -> usize {
     };
     let (offset, span) = if params.symmetric { (PI / 2.0, PI) } else { (PI, 2.0 * PI) };
     let position = |phi: f32| (phi + offset) / span * b;
-    let approximate = position(fast);
+    let approximate = (fast + offset) * (b / span);
     let margin = 5e-5 / span * b;
-    let k = if fast.is_finite() && (approximate - approximate.round()).abs() > margin {
-        approximate.floor()
+    // Casts, not floor/round: those are library calls on baseline x86-64.
+    let whole = approximate as i32;
+    let fraction = approximate - whole as f32;
+    let k = if fast.is_finite() && fraction > margin && fraction < 1.0 - margin {
+        whole as isize
     } else {
-        position(exact(u, v)).floor()
+        position(exact(u, v)).floor() as isize
     };
     // φ = π (or π/2) lands on the upper edge: it belongs to the last bin.
-    (k as isize).clamp(0, params.bins as isize - 1) as usize
+    k.clamp(0, params.bins as isize - 1) as usize
 }
 
 /// atan2(y, x) within 1e-5 rad (Abramowitz & Stegun 4.4.47 on the octant);
@@ -72,13 +75,16 @@ fn fast_atan2(y: f32, x: f32) -> f32 {
 /// HOOF of one flow field (Eq. 3): `H[k] = Σ_{x,y} M(x,y)·1[P(x,y) ∈ bin k]`,
 /// normalised to sum 1. A field without motion gives all zeros.
 pub fn hoof(flow: &Flow, params: &HoofParams) -> Vec<f32> {
-    let mut histogram = vec![0f64; params.bins];
-    for (u, v) in flow.vectors() {
+    // Neighbouring pixels mostly share a bin: four interleaved histograms keep
+    // their additions from waiting on each other.
+    let mut lanes = vec![[0f64; 4]; params.bins];
+    for (i, (u, v)) in flow.vectors().enumerate() {
         let magnitude = (u * u + v * v).sqrt();
         if magnitude > params.min_magnitude && magnitude.is_finite() {
-            histogram[orientation_bin(u, v, params)] += magnitude as f64;
+            lanes[orientation_bin(u, v, params)][i % 4] += magnitude as f64;
         }
     }
+    let histogram: Vec<f64> = lanes.iter().map(|l| (l[0] + l[1]) + (l[2] + l[3])).collect();
     let total: f64 = histogram.iter().sum();
     histogram.iter().map(|&h| if total > 0.0 { (h / total) as f32 } else { 0.0 }).collect()
 }

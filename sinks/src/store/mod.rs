@@ -47,6 +47,11 @@
 //!    does not parse, was torn by a crash during the append (its commit never returned), so readers
 //!    ignore it and [`recover`] truncates it.
 //!
+//! 8. [`remove_inputs`] rewrites every segment holding a removed input without its rows, as a new
+//!    segment of the writer `remove` whose manifest line lists the old segment in `replaces`:
+//!    that line is the commit point, after which the old segment's files and inputs no longer
+//!    count (readers of the manifests skip superseded segments, [`recover`] deletes their files).
+//!
 //! A crash at any point thus leaves each input either committed in full, in exactly one segment,
 //! or not at all (and rolled back by the next recovery): re-running the inputs [`committed_inputs`]
 //! does not list gives exactly the rows of an uninterrupted run.
