@@ -8,22 +8,10 @@
 //! Random weights: speed does not depend on their values. Under `cargo test`
 //! it runs one small batch, as a smoke test.
 
-use std::time::Instant;
-
+use mudar_benches::best_of;
 use mudar_operators::motion::warp::{smooth_field_pair, value_noise};
 use mudar_operators::motion::{HoofParams, PwcNet, hoof};
 use tch::{Device, Kind, Tensor, nn};
-
-/// Best time of `repeats` runs of `f`, in seconds.
-fn best(repeats: usize, mut f: impl FnMut()) -> f64 {
-    (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
 
 /// Pairs per second of PWC-Net on `batch` random `size`×`size` pairs.
 fn pwcnet_pairs_per_second(net: &PwcNet, device: Device, kind: Kind, size: i64, batch: i64) -> f64 {
@@ -35,7 +23,7 @@ fn pwcnet_pairs_per_second(net: &PwcNet, device: Device, kind: Kind, size: i64, 
         std::hint::black_box(flow.sum(Kind::Float).double_value(&[]));
     };
     run();
-    batch as f64 / best(if batch < 32 { 3 } else { 2 }, run)
+    batch as f64 / best_of(if batch < 32 { 3 } else { 2 }, run)
 }
 
 fn main() {
@@ -77,7 +65,7 @@ fn main() {
     }
 
     let params = HoofParams::default();
-    let ours_us = best(20, || {
+    let ours_us = best_of(20, || {
         std::hint::black_box(hoof(&truth, &params));
     }) * 1e6;
     println!();

@@ -8,22 +8,12 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::time::Instant;
 
+use mudar_benches::best_of;
 use mudar_operators::rhythm::{self, DbParams, OnsetParams, RhythmParams, SpectrogramParams, onset, stft};
 use mudar_operators::synth::{Dance, Style, SynthConfig};
 
 const SR: u32 = 16_000;
-
-fn best_of(repeats: usize, mut f: impl FnMut()) -> f64 {
-    (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
 
 fn ours(y: &[f32], repeats: usize) -> Vec<(&'static str, f64)> {
     let spec = SpectrogramParams::default();

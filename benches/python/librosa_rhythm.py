@@ -9,19 +9,10 @@ stage -> best wall time in seconds over REPEATS runs. Run it single-threaded
 
 import json
 import sys
-import time
 
 import librosa
 import numpy as np
-
-
-def best(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best
 
 
 def full_set(y, sr):

@@ -13,7 +13,6 @@ of operators/tests/numpy on the given flow. Prints one JSON object:
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,15 +22,7 @@ sys.path.insert(0, str(ROOT / "operators/tests/torch"))
 sys.path.insert(0, str(ROOT / "operators/tests/numpy"))
 import hoof as numpy_hoof  # noqa: E402
 import pwcnet  # noqa: E402
-
-
-def best(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best  # noqa: E402
 
 
 def main():

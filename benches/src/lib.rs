@@ -31,3 +31,14 @@ pub fn python_peer(script: &str, args: &[&std::ffi::OsStr]) -> Option<serde_json
     }
     serde_json::from_slice(&output.stdout).ok()
 }
+
+/// The best wall time of `repeats` runs of `f`, in seconds.
+pub fn best_of(repeats: usize, mut f: impl FnMut()) -> f64 {
+    (0..repeats)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
