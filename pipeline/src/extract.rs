@@ -55,8 +55,8 @@ impl FlowChoice {
 pub struct Plan {
     /// The inputs, in a fixed order: their index is their stream id.
     pub inputs: Vec<String>,
-    /// Inputs to leave out (already committed with this configuration).
-    pub skip: Vec<bool>,
+    /// Extract none of the inputs (the run only refreshes the views).
+    pub extract_none: bool,
     pub store: PathBuf,
     pub source: SourceConfig,
     pub rhythm: RhythmParams,
@@ -208,11 +208,16 @@ fn run_worker(
     }
     earlier_facts.close();
 
+    // Read the store only now: in a cluster, process 0 has prepared it (recovery, removals)
+    // before connecting, and the workers start once every process is connected.
+    let in_store = mudar_sinks::store::committed_inputs(&plan.store).map_err(|e| e.to_string())?;
+    let config = plan.config_json();
     let mine: Vec<(StreamId, String)> = plan
         .inputs
         .iter()
         .enumerate()
-        .filter(|(i, _)| i % peers == index && !plan.skip[*i])
+        .filter(|(i, _)| i % peers == index && !plan.extract_none)
+        .filter(|(_, input)| in_store.get(*input) != Some(&config))
         .map(|(i, input)| (i as StreamId, input.clone()))
         .collect();
     let driver_config = DriverConfig { source: plan.source.clone(), max_open: plan.max_open, packets_per_epoch: 16 };

@@ -201,8 +201,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         video: Some(VideoOutput { width: args.size, height: args.size, fps: args.fps, resize: Resize::Stretch }),
         ..SourceConfig::default()
     };
-    let mut plan = Plan {
-        skip: vec![false; inputs.len()],
+    let plan = Plan {
+        extract_none: args.remove,
         inputs,
         store: args.out.clone(),
         source,
@@ -226,12 +226,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let remove = (args.remove || args.replace).then(|| plan.inputs.iter().cloned().collect());
         prepare_store(&args.out, args.resume, &config, remove)?;
     }
+    // What the workers will skip (they decide for themselves once the store is prepared).
     let committed = mudar_sinks::store::committed_inputs(&args.out).unwrap_or_default();
-    for (input, skip) in plan.inputs.iter().zip(plan.skip.iter_mut()) {
-        // With --remove nothing is extracted; the run refreshes the videos view.
-        *skip = args.remove || committed.get(input).is_some_and(|c| *c == config);
-    }
-    let skipped = plan.skip.iter().filter(|s| **s).count();
+    let skipped = match args.remove {
+        // Nothing is extracted; the run refreshes the videos view.
+        true => plan.inputs.len(),
+        false => plan.inputs.iter().filter(|input| committed.get(*input) == Some(&config)).count(),
+    };
     let to_do = plan.inputs.len() - skipped;
     if skipped > 0 && !args.remove {
         eprintln!(
