@@ -3,6 +3,7 @@
 //! - [`motion`]: flow fields (`.flo`, colour code), PWC-Net and DIS flow,
 //!   HOOF, motion features, model-free visual beats.
 //! - [`metrics`]: downstream metrics (Beat Align Score).
+//! - [`model`]: the MuDaR model (so far its losses, Eq. 18–20).
 //! - [`rhythm`]: music rhythm as librosa computes it (STFT, mel, onset
 //!   envelope, onsets, tempo, beats, tempogram), per clip and streaming.
 //! - [`synth`]: synthetic dance media with known ground truth (music with
@@ -10,6 +11,7 @@
 //! - [`weights`]: checked loading of network weights (safetensors).
 
 pub mod metrics;
+pub mod model;
 pub mod motion;
 pub mod rhythm;
 pub mod synth;
