@@ -19,7 +19,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 use gst::glib;
@@ -169,6 +169,9 @@ pub(crate) fn samples_to_duration(samples: u64, sample_rate: u32) -> Duration {
 
 /// How far past a span's end decoding goes, so the span's end is exact after trimming.
 const SEEK_STOP_MARGIN: Duration = Duration::from_millis(250);
+
+/// How long a local file's demuxer may stay silent (no track, no error) before it is taken as failed.
+const SILENT_DEMUXER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The part of `packet` before `end`, if any.
 fn trim_to(packet: Packet, end: Duration) -> Option<Packet> {
@@ -352,7 +355,7 @@ impl MediaSource {
         self.pipeline
             .set_state(gst::State::Paused)
             .map_err(|e| self.first_error().unwrap_or_else(|| state_error(e)))?;
-        let missing_plugins = self.wait_preroll()?;
+        let missing_plugins = self.wait_preroll(tracks)?;
         let (declared_audio, declared_video) = {
             let tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
             (self.has_audio, self.has_video) = (tracks.audio, tracks.video);
@@ -393,7 +396,7 @@ impl MediaSource {
                     at(span.end + SEEK_STOP_MARGIN),
                 )
                 .map_err(|e| ErrorKind::Gstreamer(format!("cannot seek to {span}: {e}")).at(&input))?;
-            self.wait_preroll()?;
+            self.wait_preroll(tracks)?;
         }
         self.pipeline
             .set_state(gst::State::Playing)
@@ -402,10 +405,20 @@ impl MediaSource {
     }
 
     /// Waits for the pipeline to preroll; returns the missing-plugin reports seen meanwhile.
-    fn wait_preroll(&mut self) -> Result<Vec<String>, MediaError> {
+    fn wait_preroll(&mut self, tracks: &Mutex<Tracks>) -> Result<Vec<String>, MediaError> {
         let mut missing = Vec::new();
+        let started = Instant::now();
+        // GStreamer 1.22's decodebin drops a demuxer's error posted while it is
+        // still bringing the demuxer up (seen with qtdemux's "no playable
+        // streams" under load): no error, no preroll, ever. A local file whose
+        // demuxer has announced no track by then has none it can play.
+        let local_file = std::fs::metadata(&self.input).is_ok_and(|m| m.is_file());
         loop {
-            match self.control.recv_timeout(self.config.stall_timeout) {
+            let wait = match local_file {
+                true => self.config.stall_timeout.min(SILENT_DEMUXER_TIMEOUT),
+                false => self.config.stall_timeout,
+            };
+            match self.control.recv_timeout(wait) {
                 Ok(Control::Prerolled) => return Ok(missing),
                 // EOS before any data: preroll completes on EOS too, with nothing decoded.
                 Ok(Control::Eos) => return Ok(missing),
@@ -420,7 +433,16 @@ impl MediaSource {
                 }
                 Ok(Control::Warning(w)) => self.warnings.push(w),
                 Ok(Control::MissingPlugin(p)) => missing.push(p),
-                Err(_) => return Err(self.stalled()),
+                Err(_) if started.elapsed() >= self.config.stall_timeout => return Err(self.stalled()),
+                Err(_) => {
+                    let tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
+                    let announced = tracks.audio || tracks.video || tracks.declared_audio || tracks.declared_video;
+                    if !announced && missing.is_empty() {
+                        self.stalled = true;
+                        let reason = "the demuxer found no playable stream (its own error was lost by GStreamer)";
+                        return Err(ErrorKind::Corrupt(reason.into()).at(&self.input));
+                    }
+                }
             }
         }
     }
