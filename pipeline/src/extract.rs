@@ -159,10 +159,11 @@ fn run_worker(
         other => other.clone(),
     };
     let backend = Rc::new(flow.backend()?);
+    let config = plan.config_json();
     let store_config = StoreConfig {
         target_file_bytes: plan.target_file_bytes,
         row_group_rows: plan.row_group_rows,
-        config_json: plan.config_json(),
+        config_json: config.clone(),
     };
     let store = StoreWriter::open(&plan.store, &format!("w{index}"), &plan.table_schemas(), store_config)
         .map_err(|e| e.to_string())?;
@@ -173,7 +174,7 @@ fn run_worker(
     let mut events = InputHandle::new();
     let probe = ProbeHandle::new();
     let earlier_facts = RefCell::new(None);
-    let view_config = StoreConfig { config_json: plan.config_json(), ..StoreConfig::default() };
+    let view_config = StoreConfig { config_json: config.clone(), ..StoreConfig::default() };
     let frame_s = 1.0 / plan.source.video.map_or(8, |v| v.fps) as f64;
     let clip_params =
         ClipParams { rule: plan.clip_rule, rhythm: plan.rhythm, frame_s, beat_align_sigma_s: plan.beat_align_sigma_s };
@@ -211,7 +212,6 @@ fn run_worker(
     // Read the store only now: in a cluster, process 0 has prepared it (recovery, removals)
     // before connecting, and the workers start once every process is connected.
     let in_store = mudar_sinks::store::committed_inputs(&plan.store).map_err(|e| e.to_string())?;
-    let config = plan.config_json();
     let mine: Vec<(StreamId, String)> = plan
         .inputs
         .iter()

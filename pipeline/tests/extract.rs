@@ -14,7 +14,9 @@ use mudar_operators::motion::{DisParams, FlowBackend, HoofParams, MotionStream, 
 use mudar_operators::rhythm::onset::FlaggedFrames;
 use mudar_operators::rhythm::{OnsetStream, RhythmParams};
 use mudar_pipeline::graph::{ClipParams, clip_row};
-use mudar_pipeline::{AudioOutput, ClipAssembler, ClipRule, MediaSource, Packet, Resize, SourceConfig, VideoOutput};
+use mudar_pipeline::{
+    AudioOutput, ClipAssembler, ClipRule, MediaSource, Packet, Resize, SourceConfig, VideoFrame, VideoOutput,
+};
 use mudar_schemas::VideoFrameRow;
 use serde_json::Value;
 
@@ -126,7 +128,7 @@ fn extract_builds_a_store_the_readers_open_with_the_operators_numbers() {
     let mut flagged = FlaggedFrames::default();
     let mut motion = MotionStream::new(hoof, beats);
     let backend = FlowBackend::Dis(DisParams::default());
-    let (mut frames, mut motion_frames, mut audio_start) = (Vec::new(), Vec::new(), None);
+    let (mut frames, mut motion_frames, mut audio_start) = (Vec::<VideoFrame>::new(), Vec::new(), None);
     for packet in source {
         match packet.unwrap() {
             Packet::Audio(chunk) => {
@@ -138,7 +140,6 @@ fn extract_builds_a_store_the_readers_open_with_the_operators_numbers() {
             }
             Packet::Video(frame) => {
                 if let Some(previous) = frames.last() {
-                    let previous: &mudar_pipeline::VideoFrame = previous;
                     let flow = backend.flows(&[(&previous.rgb, &frame.rgb)], 256, 256).pop().unwrap();
                     motion_frames.extend(motion.push(&flow));
                 }

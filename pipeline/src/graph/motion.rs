@@ -153,7 +153,6 @@ fn compute_flows(backend: &FlowBackend, items: &[(Capability<u64>, StreamId, Pai
         .collect();
     let mut flows: Vec<Option<Flow>> = vec![None; pairs.len()];
     let mut sizes: Vec<(u32, u32)> = pairs.iter().map(|p| (p.width, p.height)).collect();
-    sizes.dedup();
     sizes.sort_unstable();
     sizes.dedup();
     for (width, height) in sizes {

@@ -248,7 +248,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reports = extract::run(plan.clone(), timely_config(&args)?, Arc::new(move |p| observer.update(p)))
         .map_err(anyhow::Error::msg)?;
     bars.finish();
-    summarize(&args, &plan, &reports, skipped, started.elapsed().as_secs_f64())
+    summarize(&args, &plan, &config, &reports, skipped, started.elapsed().as_secs_f64())
 }
 
 /// Checks the store against this run: recovers it on --resume, refuses leftovers or another
@@ -293,6 +293,7 @@ fn prepare_store(store: &Path, resume: bool, config: &str, remove: Option<BTreeS
 fn summarize(
     args: &Args,
     plan: &Plan,
+    config: &str,
     reports: &[InputReport],
     skipped: usize,
     seconds: f64,
@@ -317,7 +318,7 @@ fn summarize(
                 "clips": total(|r| r.clips),
                 "seconds": seconds,
                 "errors": failed.iter().map(|r| json!({"input": r.input, "kind": r.failure.as_ref().map(|f| &f.kind), "error": r.failure.as_ref().map(|f| &f.message)})).collect::<Vec<_>>(),
-                "config": serde_json::from_str::<serde_json::Value>(&plan.config_json())?,
+                "config": serde_json::from_str::<serde_json::Value>(config)?,
             })
         );
     } else {
