@@ -162,7 +162,8 @@ fn tiny_batch(config: &ModelConfig, clips: i64) -> TrainingBatch {
     let negative_audio = Tensor::randn([clips, config.audio_frames, config.audio_features], (Kind::Float, Device::Cpu));
     let onsets = Tensor::rand([clips, config.frames], (Kind::Float, Device::Cpu)).lt(0.25).to_kind(Kind::Float);
     let envelope = Tensor::rand([clips, config.frames], (Kind::Float, Device::Cpu));
-    TrainingBatch { frames, hoof, audio, negative_audio, targets: RhythmTargets { onsets, envelope } }
+    let without_audio = mudar_operators::model::clips_without_audio(clips, config.audio_dropout);
+    TrainingBatch { frames, hoof, audio, negative_audio, targets: RhythmTargets { onsets, envelope }, without_audio }
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! - [`error`]: the typed errors every input can end with.
 //! - [`graph`]: the timely extraction graph: sources, music rhythm, flow,
 //!   motion and clip stages.
+//! - [`train`]: self-supervised MuDaR training from the same graph.
 
 pub mod clip;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod input;
 pub mod probe;
 pub mod source;
 pub mod synth;
+pub mod train;
 
 pub use clip::{Clip, ClipAssembler, ClipRule, Span};
 pub use error::{ErrorKind, MediaError};

@@ -11,14 +11,17 @@
 //! - [`estimator`]: the visual rhythm estimator (Eq. 15) and Table 1's heads.
 //! - [`losses`]: triplet (Eq. 18), focal (Eq. 19), joint (Eq. 20).
 //! - [`sampling`]: Eq. 16 and 17 and the AVC → AVTS curriculum.
+//! - [`optim`], [`checkpoint`]: Adam with its schedule, and resumable checkpoints.
 //! - [`targets`]: music onsets and envelope on video frames.
 
 pub mod attention;
+pub mod checkpoint;
 pub mod config;
 pub mod encoders;
 pub mod estimator;
 pub mod injector;
 pub mod losses;
+pub mod optim;
 pub mod sampling;
 pub mod targets;
 
@@ -31,7 +34,8 @@ use tch::{Kind, Tensor, nn};
 
 use encoders::{AudioEncoder, AudioFeatures, VisualEncoder, VisualFeatures};
 use estimator::RhythmEstimator;
-use injector::{RgbInjector, clips_without_audio};
+use injector::RgbInjector;
+pub use injector::clips_without_audio;
 
 /// MuDaR: both pathways, no cross-modal interaction in the implicit one.
 #[derive(Debug)]
@@ -55,6 +59,10 @@ pub struct TrainingBatch {
     /// The negative audio of each clip (another video's, or its own shifted), [B, T_a, F].
     pub negative_audio: Tensor,
     pub targets: RhythmTargets,
+    /// How many of the first clips the audio dropout gate withholds the
+    /// audio from (Eq. 9-10; [`clips_without_audio`] of the global batch,
+    /// so data-parallel shards agree with one worker).
+    pub without_audio: i64,
 }
 
 /// The terms of the joint objective (Eq. 20) for one batch.
@@ -121,9 +129,8 @@ impl MuDaR {
         self.estimator.forward(hoof, &injected)
     }
 
-    /// The joint objective (Eq. 20) of a batch, in training mode: the audio
-    /// dropout gate withholds the audio of the first ⌊B·p⌋ clips from the
-    /// injector.
+    /// The joint objective (Eq. 20) of a batch, in training mode: the
+    /// injector goes without the audio of the batch's first `without_audio` clips.
     pub fn losses(&self, batch: &TrainingBatch) -> Losses {
         let clips = batch.frames.size()[0];
         let visual = self.visual(&batch.frames, true);
@@ -138,8 +145,7 @@ impl MuDaR {
         let implicit =
             triplet_loss(&visual.embedding, &positive.embedding, &negative_embedding, self.config.triplet_margin)
                 / clips as f64;
-        let without_audio = clips_without_audio(clips, self.config.audio_dropout);
-        let scores = self.rhythm_scores(&visual, &batch.hoof, Some(&positive), without_audio);
+        let scores = self.rhythm_scores(&visual, &batch.hoof, Some(&positive), batch.without_audio);
         let explicit = self.estimator.loss(&scores, &batch.targets);
         let total = joint_loss(&implicit, &explicit, self.config.lambda_implicit, self.config.lambda_explicit);
         let triplet_accuracy = tch::no_grad(|| {

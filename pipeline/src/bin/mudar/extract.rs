@@ -175,12 +175,23 @@ fn tables(names: &[String]) -> anyhow::Result<Tables> {
 }
 
 fn timely_config(args: &Args) -> anyhow::Result<timely::Config> {
-    anyhow::ensure!(args.workers > 0 && args.processes > 0, "-w and -n must be positive");
-    anyhow::ensure!(args.process < args.processes, "-p {} is not below -n {}", args.process, args.processes);
-    let mut flags = vec!["-w".to_owned(), args.workers.to_string()];
-    if args.processes > 1 {
-        flags.extend(["-n".to_owned(), args.processes.to_string(), "-p".to_owned(), args.process.to_string()]);
-        if let Some(hosts) = &args.hostfile {
+    cluster_config(args.workers, args.processes, args.process, args.hostfile.as_deref())
+}
+
+/// timely's configuration for `-w` workers per process and, with more than
+/// one process, `-n/-p/-h`.
+pub fn cluster_config(
+    workers: usize,
+    processes: usize,
+    process: usize,
+    hostfile: Option<&Path>,
+) -> anyhow::Result<timely::Config> {
+    anyhow::ensure!(workers > 0 && processes > 0, "-w and -n must be positive");
+    anyhow::ensure!(process < processes, "-p {process} is not below -n {processes}");
+    let mut flags = vec!["-w".to_owned(), workers.to_string()];
+    if processes > 1 {
+        flags.extend(["-n".to_owned(), processes.to_string(), "-p".to_owned(), process.to_string()]);
+        if let Some(hosts) = hostfile {
             flags.extend(["-h".to_owned(), hosts.display().to_string()]);
         }
     }

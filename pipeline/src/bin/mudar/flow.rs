@@ -54,6 +54,11 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
+    /// The device --device names (also the one a model trains on).
+    pub fn device(&self) -> anyhow::Result<tch::Device> {
+        parse_device(&self.device)
+    }
+
     /// The backend the options choose, to build per worker.
     pub fn choice(&self) -> anyhow::Result<FlowChoice> {
         let pwcnet = match self.backend.as_deref() {

@@ -12,6 +12,7 @@ mod music;
 mod probe;
 mod progress;
 mod synth;
+mod train;
 
 /// Music-dance video understanding: decode dance videos, measure their music
 /// and dance rhythm, and build feature stores.
@@ -36,6 +37,7 @@ enum Command {
     Flow(flow::Args),
     Motion(motion::Args),
     Synth(synth::Args),
+    Train(train::Args),
     Info(info::Args),
 }
 
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Flow(args) => flow::run(args),
         Command::Motion(args) => motion::run(args),
         Command::Synth(args) => synth::run(args),
+        Command::Train(args) => train::run(args),
         Command::Info(args) => info::run(args),
     };
     match result {

@@ -1,0 +1,364 @@
+//! Training clips from the extraction graph: each clip's frames, their HOOF,
+//! the audio input around it and its onset targets, cached on disk so epochs
+//! do not decode and compute flow again.
+//!
+//! The audio input is computed once over the clip widened by the largest
+//! AVTS shift on both sides (where the media has it), so a shifted negative
+//! (Eq. 17) is a slice of the same frames as the positive.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mudar_operators::model::targets::{envelope_at_frames, onset_flags};
+use mudar_operators::rhythm::{self, RhythmParams, audio_input};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::operator::Operator;
+
+use crate::clip::{Clip, ClipAssembler, ClipRule, Span};
+use crate::graph::{Event, Record, StreamId};
+
+/// What a training clip must hold.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainingClipParams {
+    pub rule: ClipRule,
+    pub rhythm: RhythmParams,
+    pub fps: f64,
+    /// Video frames per clip (the model's T).
+    pub frames: usize,
+    /// Audio input frames per clip (the model's T_a).
+    pub audio_frames: usize,
+    /// Audio kept on either side of a clip for shifted negatives.
+    pub margin: Duration,
+    pub hoof_bins: usize,
+}
+
+/// One clip, ready for the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClipMeta {
+    /// The input (path or URI) and the clip's index in it.
+    pub video: String,
+    pub clip: u32,
+    pub start_s: f64,
+    /// Side of the square frames.
+    pub frame_size: usize,
+    /// Audio input frames in the cached window, and the window frame where the clip starts.
+    pub audio_window: usize,
+    pub audio_offset: usize,
+    pub tempo_bpm: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainingClip {
+    pub meta: ClipMeta,
+    /// T frames of `frame_size`² RGB bytes.
+    pub frames: Vec<u8>,
+    /// T × bins.
+    pub hoof: Vec<f32>,
+    /// `audio_window` × features.
+    pub audio: Vec<f32>,
+    pub audio_features: usize,
+    /// Music onsets on the T video frames, and the envelope there (0..1).
+    pub onsets: Vec<bool>,
+    pub envelope: Vec<f32>,
+}
+
+/// A decoded frame waiting for, or joined with, its HOOF row.
+#[derive(Clone, Debug)]
+struct FrameItem {
+    pts: Duration,
+    size: usize,
+    rgb: Vec<u8>,
+    hoof: Option<Vec<f32>>,
+}
+
+struct StreamState {
+    video: String,
+    assembler: ClipAssembler<FrameItem>,
+    /// The clip spans proper, by the widened span's start.
+    inner: Vec<(Span, Span)>,
+    /// Frames decoded but not yet given their HOOF, by pts in ns.
+    pending: BTreeMap<u128, FrameItem>,
+    next_clip: u32,
+}
+
+/// A clip that becomes a training example, or why it does not.
+pub type ClipOutcome = Result<TrainingClip, String>;
+
+pub trait TrainingClips<'scope> {
+    /// Training clips of every stream (exchanged by stream id), each as soon
+    /// as its widened window has passed (or the stream closed).
+    fn training_clips(
+        self,
+        motion: Stream<'scope, u64, Vec<(StreamId, Record)>>,
+        params: TrainingClipParams,
+    ) -> Stream<'scope, u64, Vec<(StreamId, ClipOutcome)>>;
+}
+
+impl<'scope> TrainingClips<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)>> {
+    fn training_clips(
+        self,
+        motion: Stream<'scope, u64, Vec<(StreamId, Record)>>,
+        params: TrainingClipParams,
+    ) -> Stream<'scope, u64, Vec<(StreamId, ClipOutcome)>> {
+        let mut streams: HashMap<StreamId, StreamState> = HashMap::new();
+        let mut closing: Vec<(Capability<u64>, StreamId)> = Vec::new();
+        let key = |item: &(StreamId, _)| item.0;
+        let key2 = |item: &(StreamId, _)| item.0;
+        self.binary_frontier(motion, Exchange::new(key), Exchange::new(key2), "TrainingClips", move |_, _| {
+            move |(events, events_frontier), (motion, motion_frontier), output| {
+                events.for_each(|time, data| {
+                    let mut session = output.session(&time);
+                    for (id, event) in data.drain(..) {
+                        match event {
+                            Event::Opened(opened) => {
+                                if !(opened.has_audio && opened.has_video) {
+                                    continue;
+                                }
+                                let inner = match opened.duration_s {
+                                    Some(d) => params.rule.spans(Duration::from_secs_f64(d)),
+                                    None => Vec::new(),
+                                };
+                                let widened: Vec<(Span, Span)> = inner
+                                    .into_iter()
+                                    .map(|s| {
+                                        (Span::new(s.start.saturating_sub(params.margin), s.end + params.margin), s)
+                                    })
+                                    .collect();
+                                let spans = widened.iter().map(|(w, _)| *w).collect();
+                                streams.insert(
+                                    id,
+                                    StreamState {
+                                        video: opened.input,
+                                        assembler: ClipAssembler::new(spans, true, true),
+                                        inner: widened,
+                                        pending: BTreeMap::new(),
+                                        next_clip: 0,
+                                    },
+                                );
+                            }
+                            Event::Audio(chunk) => {
+                                if let Some(state) = streams.get_mut(&id) {
+                                    let clips = state.assembler.push_audio(&chunk);
+                                    session.give_iterator(outcomes(id, state, clips, &params).into_iter());
+                                }
+                            }
+                            Event::Video(frame) => {
+                                if let Some(state) = streams.get_mut(&id) {
+                                    let item = FrameItem {
+                                        pts: frame.pts,
+                                        size: frame.width as usize,
+                                        rgb: frame.rgb,
+                                        hoof: None,
+                                    };
+                                    state.pending.insert(frame.pts.as_nanos(), item);
+                                }
+                            }
+                            Event::Closed(_) => closing.push((time.retain_least(0).expect("output 0"), id)),
+                        }
+                    }
+                });
+                motion.for_each(|time, data| {
+                    let mut session = output.session(&time);
+                    for (id, record) in data.drain(..) {
+                        let (Record::Video(row), Some(state)) = (record, streams.get_mut(&id)) else { continue };
+                        // The row's time is the frame's pts as seconds: match within a microsecond.
+                        let at = (row.time_s * 1e9).round() as u128;
+                        let ready: Vec<u128> = state.pending.range(..=at + 1_000).map(|(k, _)| *k).collect();
+                        let mut clips = Vec::new();
+                        for k in ready {
+                            let mut item = state.pending.remove(&k).expect("listed");
+                            if k + 1_000 >= at {
+                                item.hoof = Some(row.hoof.clone());
+                            }
+                            let frame_s = Duration::from_secs_f64(1.0 / params.fps);
+                            clips.extend(state.assembler.push_video(item.pts, frame_s, item));
+                        }
+                        session.give_iterator(outcomes(id, state, clips, &params).into_iter());
+                    }
+                });
+                closing.retain(|(cap, id)| {
+                    let complete = !events_frontier.less_equal(cap.time()) && !motion_frontier.less_equal(cap.time());
+                    if complete && let Some(mut state) = streams.remove(id) {
+                        // The last frame has no flow out of it, so no HOOF row.
+                        let frame_s = Duration::from_secs_f64(1.0 / params.fps);
+                        let mut clips = Vec::new();
+                        for (_, item) in std::mem::take(&mut state.pending) {
+                            clips.extend(state.assembler.push_video(item.pts, frame_s, item));
+                        }
+                        let assembler =
+                            std::mem::replace(&mut state.assembler, ClipAssembler::new(Vec::new(), false, false));
+                        clips.extend(assembler.finish());
+                        output.session(cap).give_iterator(outcomes(*id, &mut state, clips, &params).into_iter());
+                    }
+                    !complete
+                });
+            }
+        })
+        .container::<Vec<_>>()
+    }
+}
+
+fn outcomes(
+    id: StreamId,
+    state: &mut StreamState,
+    clips: Vec<Clip<FrameItem>>,
+    params: &TrainingClipParams,
+) -> Vec<(StreamId, ClipOutcome)> {
+    clips
+        .into_iter()
+        .map(|clip| {
+            let inner = state.inner.iter().find(|(w, _)| *w == clip.span).map(|(_, s)| *s).expect("a span we opened");
+            let meta = ClipMeta {
+                video: state.video.clone(),
+                clip: state.next_clip,
+                start_s: inner.start.as_secs_f64(),
+                frame_size: 0,
+                audio_window: 0,
+                audio_offset: 0,
+                tempo_bpm: 0.0,
+            };
+            state.next_clip += 1;
+            (id, training_clip(meta, &clip, inner, params))
+        })
+        .collect()
+}
+
+/// The training example of a widened clip whose proper span is `inner`.
+fn training_clip(mut meta: ClipMeta, clip: &Clip<FrameItem>, inner: Span, params: &TrainingClipParams) -> ClipOutcome {
+    let what = || format!("clip {} at {:.2} s", meta.clip, meta.start_s);
+    let frames: Vec<&FrameItem> = clip.frames.iter().filter(|f| inner.contains(f.pts)).take(params.frames).collect();
+    if frames.len() < params.frames {
+        return Err(format!("{}: {} frames, the model needs {}", what(), frames.len(), params.frames));
+    }
+    let size = frames[0].size;
+    let mut rgb = Vec::with_capacity(params.frames * size * size * 3);
+    let mut hoof = Vec::with_capacity(params.frames * params.hoof_bins);
+    let mut last = vec![0f32; params.hoof_bins];
+    for frame in &frames {
+        rgb.extend_from_slice(&frame.rgb);
+        // The clip's last frame may have no flow out of it: it repeats the motion before.
+        if let Some(h) = &frame.hoof {
+            last.clone_from(h);
+        }
+        hoof.extend_from_slice(&last);
+    }
+
+    let spec = &params.rhythm.spectrogram;
+    let sr = clip.sample_rate.max(1) as f64;
+    let before = inner.start.saturating_sub(clip.audio_start).as_secs_f64();
+    let offset_samples = (before * sr).round() as usize;
+    // Start the window a whole number of hops before the clip, so its frames are the clip's own.
+    let (hops, skip) = (offset_samples / spec.hop_length, offset_samples % spec.hop_length);
+    let window = clip.audio.get(skip..).unwrap_or_default();
+    let input = audio_input(window, &params.rhythm).map_err(|e| format!("{}: {e}", what()))?;
+    if input.len() < hops + params.audio_frames {
+        return Err(format!("{}: the audio ends before the clip does", what()));
+    }
+    let clip_samples = (inner.length().as_secs_f64() * sr).round() as usize;
+    let own = &window[hops * spec.hop_length..(hops * spec.hop_length + clip_samples).min(window.len())];
+    let music = rhythm::analyze(own, &params.rhythm).map_err(|e| format!("{}: {e}", what()))?;
+    let onset_times: Vec<f64> = music.onset_frames.iter().map(|&f| spec.frame_time(f)).collect();
+    let audio_rate = spec.sr as f64 / spec.hop_length as f64;
+
+    meta.frame_size = size;
+    meta.audio_window = input.len();
+    meta.audio_offset = hops;
+    meta.tempo_bpm = music.tempo;
+    Ok(TrainingClip {
+        meta,
+        frames: rgb,
+        hoof,
+        audio_features: input.n_bins,
+        audio: input.data,
+        onsets: onset_flags(&onset_times, params.fps, params.frames),
+        envelope: envelope_at_frames(&music.onset_envelope, audio_rate, params.fps, params.frames),
+    })
+}
+
+/// The cache file of a clip: `DIR/v<stream>-c<clip>.safetensors`, its
+/// description in the `.json` beside it (written last: the clip is cached
+/// once the JSON exists).
+pub fn cache_path(dir: &Path, stream: StreamId, clip: u32) -> PathBuf {
+    dir.join(format!("v{stream:06}-c{clip:05}"))
+}
+
+pub fn write_clip(stem: &Path, clip: &TrainingClip) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("{}: cannot write the clip cache: {e}", stem.display());
+    let t = clip.onsets.len() as i64;
+    let s = clip.meta.frame_size as i64;
+    let flags: Vec<f32> = clip.onsets.iter().map(|&o| if o { 1.0 } else { 0.0 }).collect();
+    let tensors = [
+        ("frames", Tensor::from_slice(&clip.frames).view([t, s, s, 3])),
+        ("hoof", Tensor::from_slice(&clip.hoof).view([t, -1])),
+        ("audio", Tensor::from_slice(&clip.audio).view([-1, clip.audio_features as i64])),
+        ("onsets", Tensor::from_slice(&flags)),
+        ("envelope", Tensor::from_slice(&clip.envelope)),
+    ];
+    let tensor_file = stem.with_extension("safetensors");
+    Tensor::write_safetensors(&tensors, &tensor_file).map_err(|e| fail(&e))?;
+    let json = serde_json::to_string(&clip.meta).expect("serialisable");
+    let partial = stem.with_extension("json.tmp");
+    std::fs::write(&partial, json).map_err(|e| fail(&e))?;
+    std::fs::rename(&partial, stem.with_extension("json")).map_err(|e| fail(&e))
+}
+
+/// A cached clip as tensors: frames [T, S, S, 3] u8, hoof [T, bins], audio
+/// [window, F], onsets and envelope [T].
+#[derive(Debug)]
+pub struct CachedClip {
+    pub meta: ClipMeta,
+    pub frames: Tensor,
+    pub hoof: Tensor,
+    pub audio: Tensor,
+    pub onsets: Tensor,
+    pub envelope: Tensor,
+}
+
+impl CachedClip {
+    /// Onset flags as booleans (for Eq. 16).
+    pub fn onset_flags(&self) -> Vec<bool> {
+        Vec::<f32>::try_from(&self.onsets).expect("floats").iter().map(|&v| v > 0.5).collect()
+    }
+}
+
+/// Every clip cached in `dir`, in file-name order (stream, then clip).
+pub fn read_cache(dir: &Path) -> Result<Vec<CachedClip>, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("{}: cannot read the clip cache: {e}", dir.display());
+    let mut stems: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| fail(&e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('v'))
+        })
+        .map(|p| p.with_extension(""))
+        .collect();
+    stems.sort();
+    stems
+        .iter()
+        .map(|stem| {
+            let meta: ClipMeta =
+                serde_json::from_str(&std::fs::read_to_string(stem.with_extension("json")).map_err(|e| fail(&e))?)
+                    .map_err(|e| fail(&e))?;
+            let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(stem.with_extension("safetensors"))
+                .map_err(|e| fail(&e))?
+                .into_iter()
+                .collect();
+            let take =
+                |name: &str| tensors.get(name).map(|t| t.shallow_clone()).ok_or_else(|| fail(&format!("no {name}")));
+            Ok(CachedClip {
+                meta,
+                frames: take("frames")?.to_kind(Kind::Uint8),
+                hoof: take("hoof")?,
+                audio: take("audio")?,
+                onsets: take("onsets")?,
+                envelope: take("envelope")?,
+            })
+        })
+        .collect()
+}
