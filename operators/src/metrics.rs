@@ -19,9 +19,93 @@ pub fn beat_align_score(music_beats: &[f64], dance_beats: &[f64], sigma_s: f64) 
     Some(score / music_beats.len() as f64)
 }
 
+/// Counts of a one-to-one matching of estimated events to reference events
+/// (e.g. visual rhythm frames to music onset frames) within `window`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventMatches {
+    pub reference: usize,
+    pub estimated: usize,
+    pub matched: usize,
+}
+
+impl EventMatches {
+    /// The largest one-to-one matching with `|r − e| ≤ window` (mir_eval's
+    /// onset evaluation, for sorted events on a line: matching each
+    /// reference to the earliest unmatched estimate in reach is optimal).
+    pub fn of(reference: &[i64], estimated: &[i64], window: i64) -> EventMatches {
+        let (mut r, mut e) = (reference.to_vec(), estimated.to_vec());
+        r.sort_unstable();
+        e.sort_unstable();
+        let (mut i, mut j, mut matched) = (0, 0, 0);
+        while i < r.len() && j < e.len() {
+            if e[j] < r[i] - window {
+                j += 1;
+            } else if e[j] > r[i] + window {
+                i += 1;
+            } else {
+                matched += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+        EventMatches { reference: r.len(), estimated: e.len(), matched }
+    }
+
+    /// Matched estimates over estimates (1 when nothing was estimated and nothing was there).
+    pub fn precision(&self) -> f64 {
+        ratio(self.matched, self.estimated, self.reference == 0)
+    }
+
+    /// Matched references over references.
+    pub fn recall(&self) -> f64 {
+        ratio(self.matched, self.reference, self.estimated == 0)
+    }
+
+    /// Harmonic mean of precision and recall (0 when both are 0).
+    pub fn f_measure(&self) -> f64 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+    }
+}
+
+impl std::ops::Add for EventMatches {
+    type Output = EventMatches;
+
+    fn add(self, other: EventMatches) -> EventMatches {
+        EventMatches {
+            reference: self.reference + other.reference,
+            estimated: self.estimated + other.estimated,
+            matched: self.matched + other.matched,
+        }
+    }
+}
+
+fn ratio(part: usize, whole: usize, both_empty: bool) -> f64 {
+    match whole {
+        0 if both_empty => 1.0,
+        0 => 0.0,
+        _ => part as f64 / whole as f64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_matching_by_hand() {
+        // References 10, 20, 30; estimates 9, 11 (only one may take 10), 25, 31.
+        let m = EventMatches::of(&[10, 20, 30], &[9, 11, 25, 31], 1);
+        assert_eq!(m, EventMatches { reference: 3, estimated: 4, matched: 2 });
+        assert_eq!(m.precision(), 0.5);
+        assert!((m.recall() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.f_measure() - 4.0 / 7.0).abs() < 1e-12);
+        // Greedy must not let an early reference steal the only estimate a later one can use:
+        // references 4 and 5, estimates 4 and 6, window 1 → both match (4-4, 5-6).
+        assert_eq!(EventMatches::of(&[4, 5], &[6, 4], 1).matched, 2);
+        assert_eq!(EventMatches::of(&[], &[], 1).f_measure(), 1.0);
+        assert_eq!(EventMatches::of(&[3], &[], 1).f_measure(), 0.0);
+    }
 
     #[test]
     fn beat_align_score_by_hand() {

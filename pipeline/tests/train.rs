@@ -118,6 +118,32 @@ fn trains_stops_resumes_and_shares_batches() {
         assert!(name.ends_with(".safetensors") || name.ends_with(".json"), "{name}");
     }
 
+    // The trained model evaluated on the dances (eval rhythm's plumbing, not its quality).
+    let scores = ok(mudar(&[
+        "eval",
+        "rhythm",
+        videos.to_str().unwrap(),
+        "--model",
+        whole.to_str().unwrap(),
+        "--cache",
+        dir.path().join("eval").to_str().unwrap(),
+        "--json",
+    ]));
+    let scores: serde_json::Value = serde_json::from_slice(&scores.stdout).unwrap();
+    assert_eq!(scores["clips"], 6, "{scores}");
+    for way in ["model_with_audio", "model_without_audio", "visual_beats", "chance"] {
+        let s = &scores[way];
+        let onsets = s["onsets"].as_u64().unwrap();
+        assert!(onsets > 0, "the dances have music onsets: {scores}");
+        assert_eq!(onsets, scores["chance"]["onsets"].as_u64().unwrap());
+        for measure in ["precision", "recall", "f_measure"] {
+            let v = s[measure].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{way} {measure} = {v}");
+        }
+        assert!(s["matched"].as_u64().unwrap() <= onsets.min(s["predicted"].as_u64().unwrap()));
+    }
+    assert_eq!(scores["chance"]["predicted"], scores["chance"]["onsets"]);
+
     // Stopped after step 3 (its checkpoint), then resumed to step 6: the same losses.
     let split = dir.path().join("split");
     copy_cache(&whole, &split);

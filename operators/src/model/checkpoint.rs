@@ -49,10 +49,15 @@ pub fn save(dir: &Path, vs: &nn::VarStore, adam: &Adam, info: &CheckpointInfo) -
     Ok(dir.join(format!("{stem}.json")))
 }
 
-/// Reads a checkpoint's description: `path` is a checkpoint's JSON, or a
-/// folder whose `latest.json` names one.
+/// Reads a checkpoint's description: `path` is a checkpoint's JSON, a
+/// checkpoint folder (its `latest.json`) or a training run's folder (its
+/// `checkpoints/latest.json`).
 pub fn read_info(path: &Path) -> Result<(PathBuf, CheckpointInfo), String> {
-    let json = if path.is_dir() { path.join("latest.json") } else { path.to_owned() };
+    let json = match path.is_dir() {
+        true if path.join("latest.json").exists() => path.join("latest.json"),
+        true => path.join("checkpoints").join("latest.json"),
+        false => path.to_owned(),
+    };
     let text =
         std::fs::read_to_string(&json).map_err(|e| format!("{}: cannot read the checkpoint: {e}", json.display()))?;
     let info: CheckpointInfo =

@@ -65,6 +65,8 @@ pub struct TrainingClip {
     /// Music onsets on the T video frames, and the envelope there (0..1).
     pub onsets: Vec<bool>,
     pub envelope: Vec<f32>,
+    /// The model-free visual beats on the T frames (the baseline a trained model must beat).
+    pub visual_beats: Vec<bool>,
 }
 
 /// A decoded frame waiting for, or joined with, its HOOF row.
@@ -74,6 +76,7 @@ struct FrameItem {
     size: usize,
     rgb: Vec<u8>,
     hoof: Option<Vec<f32>>,
+    visual_beat: bool,
 }
 
 struct StreamState {
@@ -154,6 +157,7 @@ impl<'scope> TrainingClips<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)
                                         size: frame.width as usize,
                                         rgb: frame.rgb,
                                         hoof: None,
+                                        visual_beat: false,
                                     };
                                     state.pending.insert(frame.pts.as_nanos(), item);
                                 }
@@ -174,6 +178,7 @@ impl<'scope> TrainingClips<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)
                             let mut item = state.pending.remove(&k).expect("listed");
                             if k + 1_000 >= at {
                                 item.hoof = Some(row.hoof.clone());
+                                item.visual_beat = row.visual_beat;
                             }
                             let frame_s = Duration::from_secs_f64(1.0 / params.fps);
                             clips.extend(state.assembler.push_video(item.pts, frame_s, item));
@@ -277,6 +282,7 @@ fn training_clip(mut meta: ClipMeta, clip: &Clip<FrameItem>, inner: Span, params
         audio: input.data,
         onsets: onset_flags(&onset_times, params.fps, params.frames),
         envelope: envelope_at_frames(&music.onset_envelope, audio_rate, params.fps, params.frames),
+        visual_beats: frames.iter().map(|f| f.visual_beat).collect(),
     })
 }
 
@@ -291,12 +297,13 @@ pub fn write_clip(stem: &Path, clip: &TrainingClip) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("{}: cannot write the clip cache: {e}", stem.display());
     let t = clip.onsets.len() as i64;
     let s = clip.meta.frame_size as i64;
-    let flags: Vec<f32> = clip.onsets.iter().map(|&o| if o { 1.0 } else { 0.0 }).collect();
+    let as_floats = |flags: &[bool]| flags.iter().map(|&f| if f { 1f32 } else { 0.0 }).collect::<Vec<f32>>();
     let tensors = [
         ("frames", Tensor::from_slice(&clip.frames).view([t, s, s, 3])),
         ("hoof", Tensor::from_slice(&clip.hoof).view([t, -1])),
         ("audio", Tensor::from_slice(&clip.audio).view([-1, clip.audio_features as i64])),
-        ("onsets", Tensor::from_slice(&flags)),
+        ("onsets", Tensor::from_slice(&as_floats(&clip.onsets))),
+        ("visual_beats", Tensor::from_slice(&as_floats(&clip.visual_beats))),
         ("envelope", Tensor::from_slice(&clip.envelope)),
     ];
     let tensor_file = stem.with_extension("safetensors");
@@ -308,7 +315,7 @@ pub fn write_clip(stem: &Path, clip: &TrainingClip) -> Result<(), String> {
 }
 
 /// A cached clip as tensors: frames [T, S, S, 3] u8, hoof [T, bins], audio
-/// [window, F], onsets and envelope [T].
+/// [window, F], onsets, envelope and visual beats [T].
 #[derive(Debug)]
 pub struct CachedClip {
     pub meta: ClipMeta,
@@ -317,13 +324,32 @@ pub struct CachedClip {
     pub audio: Tensor,
     pub onsets: Tensor,
     pub envelope: Tensor,
+    pub visual_beats: Tensor,
 }
 
 impl CachedClip {
     /// Onset flags as booleans (for Eq. 16).
     pub fn onset_flags(&self) -> Vec<bool> {
-        Vec::<f32>::try_from(&self.onsets).expect("floats").iter().map(|&v| v > 0.5).collect()
+        flags(&self.onsets)
     }
+
+    /// The frames with a music onset.
+    pub fn onset_frames(&self) -> Vec<i64> {
+        frames_of(&self.onsets)
+    }
+
+    /// The frames with a model-free visual beat.
+    pub fn visual_beat_frames(&self) -> Vec<i64> {
+        frames_of(&self.visual_beats)
+    }
+}
+
+fn flags(x: &Tensor) -> Vec<bool> {
+    Vec::<f32>::try_from(x).expect("floats").iter().map(|&v| v > 0.5).collect()
+}
+
+fn frames_of(x: &Tensor) -> Vec<i64> {
+    flags(x).iter().enumerate().filter(|(_, f)| **f).map(|(t, _)| t as i64).collect()
 }
 
 /// Every clip cached in `dir`, in file-name order (stream, then clip).
@@ -358,6 +384,7 @@ pub fn read_cache(dir: &Path) -> Result<Vec<CachedClip>, String> {
                 audio: take("audio")?,
                 onsets: take("onsets")?,
                 envelope: take("envelope")?,
+                visual_beats: take("visual_beats")?,
             })
         })
         .collect()

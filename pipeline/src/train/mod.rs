@@ -18,6 +18,7 @@
 //! checkpoint repeats the uninterrupted run's steps.
 
 pub mod clips;
+pub mod eval;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -136,7 +137,10 @@ pub fn run(
     stop: Arc<AtomicBool>,
     progress: Arc<dyn Fn(TrainProgress<'_>) + Send + Sync>,
 ) -> Result<TrainReport, String> {
-    let guards = timely::execute(config, move |worker| run_worker(worker, &plan, &stop, &*progress))?;
+    // libtorch's generator is one per process: the workers of a process draw
+    // their initial weights from it in turn, all before any of them trains.
+    let initialised = Arc::new(std::sync::Barrier::new(plan.workers_per_process.max(1)));
+    let guards = timely::execute(config, move |worker| run_worker(worker, &plan, &stop, &initialised, &*progress))?;
     let mut report = TrainReport::default();
     let mut checksums = Vec::new();
     for (i, result) in guards.join().into_iter().enumerate() {
@@ -154,6 +158,7 @@ fn run_worker(
     worker: &mut timely::worker::Worker,
     plan: &TrainPlan,
     stop: &AtomicBool,
+    initialised: &std::sync::Barrier,
     progress: &(dyn Fn(TrainProgress<'_>) + Send + Sync),
 ) -> Result<TrainReport, String> {
     let cache = plan.run_dir.join("cache");
@@ -168,7 +173,7 @@ fn run_worker(
             plan.inputs.len()
         ));
     }
-    train(worker, plan, clips, stop, progress)
+    train(worker, plan, clips, stop, initialised, progress)
 }
 
 // ---------------------------------------------------------------------------
@@ -188,11 +193,11 @@ fn cache_fingerprint(plan: &TrainPlan) -> String {
     .to_string()
 }
 
-fn cache_is_complete(cache: &Path, plan: &TrainPlan) -> bool {
+pub(crate) fn cache_is_complete(cache: &Path, plan: &TrainPlan) -> bool {
     std::fs::read_to_string(cache.join("complete.json")).is_ok_and(|text| text == cache_fingerprint(plan))
 }
 
-fn build_cache(
+pub(crate) fn build_cache(
     worker: &mut timely::worker::Worker,
     plan: &TrainPlan,
     cache: &Path,
@@ -329,6 +334,7 @@ fn train(
     plan: &TrainPlan,
     clips: Vec<CachedClip>,
     stop: &AtomicBool,
+    initialised: &std::sync::Barrier,
     progress: &(dyn Fn(TrainProgress<'_>) + Send + Sync),
 ) -> Result<TrainReport, String> {
     let (index, peers) = (worker.index(), worker.peers());
@@ -341,16 +347,17 @@ fn train(
     // --steps stops the run early; the schedule stays the whole run's, so a run stopped and resumed is the same run.
     let total_steps = plan.max_steps.unwrap_or(u64::MAX).min(planned_steps);
 
-    // The same initial weights on every worker. libtorch's generator is one per
-    // process: workers that are threads of one process take turns with it.
+    // The same initial weights on every worker: each draws them from the
+    // seeded generator in turn, and none trains until all have.
     static INITIALISING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let (mut vs, model) = {
+    let built = {
         let _turn = INITIALISING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         tch::manual_seed(plan.seed as i64);
         let vs = nn::VarStore::new(plan.device);
-        let model = MuDaR::new(&vs.root(), &plan.model)?;
-        (vs, model)
+        MuDaR::new(&vs.root(), &plan.model).map(|model| (vs, model))
     };
+    initialised.wait();
+    let (mut vs, model) = built?;
     let adam_params = AdamParams { total_steps: planned_steps, ..plan.adam };
     let mut adam = Adam::new(&vs, adam_params);
     let checkpoints = plan.run_dir.join("checkpoints");

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod eval;
 mod extract;
 mod flow;
 mod info;
@@ -38,6 +39,7 @@ enum Command {
     Motion(motion::Args),
     Synth(synth::Args),
     Train(train::Args),
+    Eval(eval::Args),
     Info(info::Args),
 }
 
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Motion(args) => motion::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Info(args) => info::run(args),
     };
     match result {

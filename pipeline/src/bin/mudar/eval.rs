@@ -1,0 +1,100 @@
+//! `mudar eval rhythm`: a trained model's visual rhythm against the music onsets.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use mudar_pipeline::graph::Progress;
+use mudar_pipeline::train::TrainProgress;
+use mudar_pipeline::train::eval::{self, EvalPlan, Scores};
+
+use crate::extract::{cluster_config, expand_inputs};
+use crate::flow::BackendArgs;
+
+/// Evaluates trained models.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    Rhythm(RhythmArgs),
+}
+
+/// Visual rhythm recall, precision and F-measure against the music onsets
+/// (the paper's Table 1 protocol), with and without the audio, beside the
+/// model-free visual beats and chance.
+///
+/// The INPUTS (held-out dances) are cut into clips of the model's length and
+/// go through the extraction graph as for training. A predicted frame is a
+/// hit when an onset (librosa's onset_detect on the clip's audio, on the
+/// nearest video frame) lies within --tolerance frames; each onset is
+/// matched at most once (mir_eval's rule).
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+struct RhythmArgs {
+    #[arg(required = true, value_name = "INPUTS")]
+    inputs: Vec<String>,
+    /// A checkpoint's JSON, or a run folder (its latest checkpoint).
+    #[arg(long)]
+    model: PathBuf,
+    /// Frames either side of an onset that still count as a hit.
+    #[arg(long, default_value_t = 1)]
+    tolerance: i64,
+    /// Folder for the inputs' clip cache (reused when it matches). Default: a temporary folder.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[arg(short = 'w', long, default_value_t = 1)]
+    workers: usize,
+    /// The scores as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[arg(long, action = clap::ArgAction::Help, help = "Print help")]
+    help: Option<bool>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let What::Rhythm(args) = args.what;
+    let inputs = expand_inputs(&args.inputs)?;
+    anyhow::ensure!(args.tolerance >= 0, "--tolerance must be at least 0");
+    let cache = args.cache.clone().unwrap_or_else(|| eval::default_cache(&args.model, &inputs));
+    let plan = EvalPlan {
+        inputs,
+        checkpoint: args.model.clone(),
+        cache,
+        flow: args.backend.choice()?,
+        device: args.backend.device()?,
+        tolerance_frames: args.tolerance,
+        workers_per_process: args.workers,
+    };
+    let report = Arc::new(|event: TrainProgress<'_>| match event {
+        TrainProgress::Clips(Progress::Closed { input, failure: Some(failure), .. }) => {
+            eprintln!("mudar eval: {input}: {} ({}), skipped", failure.message, failure.kind)
+        }
+        TrainProgress::Skipped { video, reason } => eprintln!("mudar eval: {video}: {reason}"),
+        _ => {}
+    });
+    let result =
+        eval::evaluate(&plan, cluster_config(args.workers, 1, 0, None)?, report).map_err(anyhow::Error::msg)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} clips, hits within ±{} frames of a music onset", result.clips, result.tolerance_frames);
+    println!("{:<24} {:>9} {:>9} {:>9} {:>9} {:>9}", "", "precision", "recall", "F", "predicted", "onsets");
+    let row = |name: &str, s: &Scores| {
+        println!(
+            "{name:<24} {:>9.3} {:>9.3} {:>9.3} {:>9} {:>9}",
+            s.precision, s.recall, s.f_measure, s.predicted, s.onsets
+        )
+    };
+    row("model, with audio", &result.model_with_audio);
+    row("model, without audio", &result.model_without_audio);
+    row("visual beats (no model)", &result.visual_beats);
+    row("chance", &result.chance);
+    Ok(ExitCode::SUCCESS)
+}
