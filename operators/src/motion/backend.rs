@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tch::{Device, nn};
 
-use super::dis::{DisParams, dis_flow};
+use super::dis::{DisParams, dis_flows};
 use super::flow::Flow;
 use super::image::Gray;
 use super::pwcnet::{PwcNet, flow_fields, rgb_batch};
@@ -47,10 +47,13 @@ impl FlowBackend {
             return Vec::new();
         }
         match self {
-            FlowBackend::Dis(params) => pairs
-                .iter()
-                .map(|(a, b)| dis_flow(&Gray::from_rgb(a, width, height), &Gray::from_rgb(b, width, height), params))
-                .collect(),
+            FlowBackend::Dis(params) => {
+                let grays: Vec<(Gray, Gray)> = pairs
+                    .iter()
+                    .map(|(a, b)| (Gray::from_rgb(a, width, height), Gray::from_rgb(b, width, height)))
+                    .collect();
+                dis_flows(&grays.iter().map(|(a, b)| (a, b)).collect::<Vec<_>>(), params)
+            }
             FlowBackend::PwcNet { net, vs } => {
                 let batch = |frames: Vec<&[u8]>| rgb_batch(&frames, width, height).to_device(vs.device());
                 let first = batch(pairs.iter().map(|p| p.0).collect());

@@ -4,7 +4,7 @@
 //! trained model must beat.
 
 use super::flow::Flow;
-use super::hoof::{HoofParams, orientation_bin};
+use super::hoof::{HoofParams, for_each_binned, hypot};
 use crate::rhythm::{PeakPickParams, peak_pick};
 
 /// Directogram column of one flow field: total flow magnitude per direction
@@ -13,12 +13,7 @@ use crate::rhythm::{PeakPickParams, peak_pick};
 pub fn directogram(flow: &Flow, bins: usize) -> Vec<f32> {
     let params = HoofParams { bins, symmetric: false, min_magnitude: 0.0 };
     let mut column = vec![0f64; bins];
-    for (u, v) in flow.vectors() {
-        let m = u.hypot(v);
-        if m > 0.0 && m.is_finite() {
-            column[orientation_bin(u, v, &params)] += m as f64;
-        }
-    }
+    for_each_binned(flow, &params, hypot, |_, bin, m| column[bin] += m as f64);
     let n = (flow.width * flow.height).max(1) as f64;
     column.iter().map(|&c| (c / n) as f32).collect()
 }

@@ -108,6 +108,38 @@ pub fn dis_flow(i0: &Gray, i1: &Gray, params: &DisParams) -> Flow {
     if finest == 0 { flow } else { upsample(&flow, i0.width, i0.height, threads) }
 }
 
+/// Flows of several pairs (each from its first frame to its second), the
+/// same as [`dis_flow`] on each. With more pairs than one and threads to
+/// spare, whole pairs run side by side, each on threads of its own: a pair
+/// spends most of its time in short phases whose meetings cost more than the
+/// phases once the threads outnumber the free cores, while pairs need none.
+/// Groups of up to `threads` pairs run at once, their threads shared out.
+pub fn dis_flows(pairs: &[(&Gray, &Gray)], params: &DisParams) -> Vec<Flow> {
+    let threads = params.threads.max(1);
+    let mut flows = Vec::with_capacity(pairs.len());
+    for group in pairs.chunks(threads) {
+        let share =
+            |k: usize| DisParams { threads: threads / group.len() + (k < threads % group.len()) as usize, ..*params };
+        if group.len() == 1 {
+            flows.push(dis_flow(group[0].0, group[0].1, &share(0)));
+            continue;
+        }
+        std::thread::scope(|s| {
+            let others: Vec<_> = group[1..]
+                .iter()
+                .enumerate()
+                .map(|(k, (a, b))| {
+                    let params = share(k + 1);
+                    s.spawn(move || dis_flow(a, b, &params))
+                })
+                .collect();
+            flows.push(dis_flow(group[0].0, group[0].1, &share(0)));
+            flows.extend(others.into_iter().map(|h| h.join().expect("a flow thread panicked")));
+        });
+    }
+    flows
+}
+
 /// Bilinear resize of a flow field to `width`×`height`, scaling the vectors with it.
 fn upsample(flow: &Flow, width: usize, height: usize, threads: usize) -> Flow {
     let (sx, sy) = (width as f32 / flow.width as f32, height as f32 / flow.height as f32);
@@ -515,6 +547,18 @@ mod tests {
                 // Bit for bit: every thread count adds the same terms in the same order.
                 assert!(one.uv == flow(threads).uv, "{threads} threads differ from one");
             }
+        }
+    }
+
+    #[test]
+    fn pairs_side_by_side_give_each_pair_its_own_flow() {
+        let i0 = value_noise(72, 64, 8);
+        let seconds: Vec<Gray> = (0..5).map(|k| smooth_field_pair(&i0, 1.0 + k as f32, k).0).collect();
+        let pairs: Vec<(&Gray, &Gray)> = seconds.iter().map(|i1| (&i0, i1)).collect();
+        let alone: Vec<Flow> =
+            pairs.iter().map(|(a, b)| dis_flow(a, b, &DisParams { threads: 1, ..Default::default() })).collect();
+        for threads in [1, 2, 3] {
+            assert!(dis_flows(&pairs, &DisParams { threads, ..Default::default() }) == alone, "{threads} threads");
         }
     }
 

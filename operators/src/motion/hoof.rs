@@ -32,16 +32,22 @@ impl Default for HoofParams {
 /// `[−π + 2πk/B, −π + 2π(k+1)/B)`. With symmetry, `φ` is first mirrored into
 /// `[−π/2, π/2]` and bin `k` is `[−π/2 + πk/B, −π/2 + π(k+1)/B)`.
 pub fn orientation_bin(u: f32, v: f32, params: &HoofParams) -> usize {
+    bin_of(fast_angle(u, v, params.symmetric), u, v, params)
+}
+
+/// [`fast_atan2`] of `(v, u)`, or of `(v, |u|)` under symmetry.
+#[inline(always)]
+fn fast_angle(u: f32, v: f32, symmetric: bool) -> f32 {
+    fast_atan2(v, if symmetric { u.abs() } else { u })
+}
+
+/// [`orientation_bin`] given the vector's [`fast_angle`].
+#[inline(always)]
+fn bin_of(fast: f32, u: f32, v: f32, params: &HoofParams) -> usize {
     let b = params.bins as f32;
     // atan2 dominates HOOF's cost: a polynomial within 1e-5 rad decides every
     // vector that is not within 5e-5 rad of a bin edge, atan2 the rest.
-    let (fast, exact): (f32, fn(f32, f32) -> f32) = if params.symmetric {
-        (fast_atan2(v, u.abs()), |u, v| v.atan2(u.abs())) // in [−π/2, π/2]
-    } else {
-        (fast_atan2(v, u), |u, v| v.atan2(u)) // in [−π, π]
-    };
     let (offset, span) = if params.symmetric { (PI / 2.0, PI) } else { (PI, 2.0 * PI) };
-    let position = |phi: f32| (phi + offset) / span * b;
     let approximate = (fast + offset) * (b / span);
     let margin = 5e-5 / span * b;
     // Casts, not floor/round: those are library calls on baseline x86-64.
@@ -50,26 +56,62 @@ pub fn orientation_bin(u: f32, v: f32, params: &HoofParams) -> usize {
     let k = if fast.is_finite() && fraction > margin && fraction < 1.0 - margin {
         whole as isize
     } else {
-        position(exact(u, v)).floor() as isize
+        let exact = if params.symmetric { v.atan2(u.abs()) } else { v.atan2(u) };
+        ((exact + offset) / span * b).floor() as isize
     };
     // φ = π (or π/2) lands on the upper edge: it belongs to the last bin.
     k.clamp(0, params.bins as isize - 1) as usize
 }
 
 /// atan2(y, x) within 1e-5 rad (Abramowitz & Stegun 4.4.47 on the octant);
-/// NaN at the origin.
+/// NaN at the origin. Branch-free, so that loops over it vectorise.
+#[inline(always)]
 fn fast_atan2(y: f32, x: f32) -> f32 {
     let (ax, ay) = (x.abs(), y.abs());
     let t = ax.min(ay) / ax.max(ay);
     let t2 = t * t;
-    let mut a = t * (0.999_866 + t2 * (-0.330_299_5 + t2 * (0.180_141 + t2 * (-0.085_133 + t2 * 0.020_835_1))));
-    if ay > ax {
-        a = PI / 2.0 - a;
-    }
-    if x.is_sign_negative() {
-        a = PI - a;
-    }
+    let a = t * (0.999_866 + t2 * (-0.330_299_5 + t2 * (0.180_141 + t2 * (-0.085_133 + t2 * 0.020_835_1))));
+    let a = if ay > ax { PI / 2.0 - a } else { a };
+    let a = if x.is_sign_negative() { PI - a } else { a };
     if y.is_sign_negative() { -a } else { a }
+}
+
+/// `√(u² + v²)` rounded once from double precision: `hypotf`'s value for
+/// finite vectors (squares and their sum are exact or rounded once in f64),
+/// without its library call.
+#[inline(always)]
+pub(crate) fn hypot(u: f32, v: f32) -> f32 {
+    let (u, v) = (u as f64, v as f64);
+    (u * u + v * v).sqrt() as f32
+}
+
+/// Vectors per block of [`for_each_binned`]'s vectorised pass.
+const BLOCK: usize = 64;
+
+/// Calls `add(i, bin, magnitude)` for every vector `i` of `flow`, in order,
+/// whose `magnitude(u, v)` is above `min_magnitude` and finite. Angles and
+/// magnitudes are computed a block at a time in loops that vectorise; only
+/// the binning is per vector.
+#[inline(always)]
+pub(crate) fn for_each_binned(
+    flow: &Flow,
+    params: &HoofParams,
+    magnitude: impl Fn(f32, f32) -> f32,
+    mut add: impl FnMut(usize, usize, f32),
+) {
+    let (mut angles, mut magnitudes) = ([0f32; BLOCK], [0f32; BLOCK]);
+    for (b, block) in flow.uv.chunks(2 * BLOCK).enumerate() {
+        for ((uv, angle), m) in block.chunks_exact(2).zip(&mut angles).zip(&mut magnitudes) {
+            *angle = fast_angle(uv[0], uv[1], params.symmetric);
+            *m = magnitude(uv[0], uv[1]);
+        }
+        for (k, uv) in block.chunks_exact(2).enumerate() {
+            let m = magnitudes[k];
+            if m > params.min_magnitude && m.is_finite() {
+                add(b * BLOCK + k, bin_of(angles[k], uv[0], uv[1], params), m);
+            }
+        }
+    }
 }
 
 /// HOOF of one flow field (Eq. 3): `H[k] = Σ_{x,y} M(x,y)·1[P(x,y) ∈ bin k]`,
@@ -78,12 +120,7 @@ pub fn hoof(flow: &Flow, params: &HoofParams) -> Vec<f32> {
     // Neighbouring pixels mostly share a bin: four interleaved histograms keep
     // their additions from waiting on each other.
     let mut lanes = vec![[0f64; 4]; params.bins];
-    for (i, (u, v)) in flow.vectors().enumerate() {
-        let magnitude = (u * u + v * v).sqrt();
-        if magnitude > params.min_magnitude && magnitude.is_finite() {
-            lanes[orientation_bin(u, v, params)][i % 4] += magnitude as f64;
-        }
-    }
+    for_each_binned(flow, params, |u, v| (u * u + v * v).sqrt(), |i, bin, m| lanes[bin][i % 4] += m as f64);
     let histogram: Vec<f64> = lanes.iter().map(|l| (l[0] + l[1]) + (l[2] + l[3])).collect();
     let total: f64 = histogram.iter().sum();
     histogram.iter().map(|&h| if total > 0.0 { (h / total) as f32 } else { 0.0 }).collect()
@@ -92,7 +129,7 @@ pub fn hoof(flow: &Flow, params: &HoofParams) -> Vec<f32> {
 /// Mean flow magnitude (pixels per frame): how much moves.
 pub fn motion_energy(flow: &Flow) -> f32 {
     let n = flow.width * flow.height;
-    (flow.vectors().map(|(u, v)| u.hypot(v) as f64).sum::<f64>() / n.max(1) as f64) as f32
+    (flow.vectors().map(|(u, v)| hypot(u, v) as f64).sum::<f64>() / n.max(1) as f64) as f32
 }
 
 /// First-order differences over time (Eq. 15's `f'`): `f'[t] = f[t] − f[t−1]`,
@@ -143,6 +180,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn hypot_is_libm_hypot() {
+        let mut rng = crate::synth::SplitMix64::new(5);
+        for scale in [1e-30, 1e-3, 1.0, 30.0, 1e6, 1e30] {
+            for _ in 0..100_000 {
+                let (u, v) = ((rng.signed() as f64 * scale) as f32, (rng.signed() as f64 * scale) as f32);
+                assert_eq!(hypot(u, v), u.hypot(v), "({u}, {v})");
+            }
+        }
+        assert_eq!(hypot(-0.0, 0.0), 0.0);
     }
 
     #[test]

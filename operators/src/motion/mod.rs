@@ -16,7 +16,7 @@ pub mod warp;
 
 pub use backend::FlowBackend;
 pub use beats::{VisualBeatParams, directogram, impact_envelope, visual_beats};
-pub use dis::{DisParams, average_epe, dis_flow};
+pub use dis::{DisParams, average_epe, dis_flow, dis_flows};
 pub use flow::{FloError, Flow};
 pub use hoof::{HoofParams, first_difference, hoof, motion_energy, orientation_bin};
 pub use image::Gray;

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use mudar_operators::motion::{Flow, FlowBackend, HoofParams, MotionStream, VisualBeatParams};
+use mudar_operators::motion::{DisParams, Flow, FlowBackend, HoofParams, MotionStream, VisualBeatParams};
 use mudar_schemas::VideoFrameRow;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Stream;
@@ -143,6 +143,11 @@ impl<'scope> OpticalFlow<'scope> for Stream<'scope, u64, Vec<(StreamId, PairItem
 }
 
 /// The flows of the pairs among `items`, in order; pairs of different sizes run as separate batches.
+///
+/// DIS runs a lone pair on one thread: a batch of one means the flow has
+/// caught up with the decoders, whose threads the cores are better left to
+/// (splitting a pair's short phases over busy cores costs more CPU than the
+/// wait it saves). Larger batches run their pairs side by side.
 fn compute_flows(backend: &FlowBackend, items: &[(Capability<u64>, StreamId, PairItem)]) -> Vec<Flow> {
     let pairs: Vec<&FramePair> = items
         .iter()
@@ -151,6 +156,14 @@ fn compute_flows(backend: &FlowBackend, items: &[(Capability<u64>, StreamId, Pai
             PairItem::Closed => None,
         })
         .collect();
+    let lone;
+    let backend = match backend {
+        FlowBackend::Dis(params) if pairs.len() == 1 && params.threads > 1 => {
+            lone = FlowBackend::Dis(DisParams { threads: 1, ..*params });
+            &lone
+        }
+        backend => backend,
+    };
     let mut flows: Vec<Option<Flow>> = vec![None; pairs.len()];
     let mut sizes: Vec<(u32, u32)> = pairs.iter().map(|p| (p.width, p.height)).collect();
     sizes.sort_unstable();
