@@ -133,11 +133,16 @@ pub fn analyze_with_mel(y: &[f32], params: &RhythmParams) -> Result<(MusicRhythm
     let spec = &params.spectrogram;
     spec.validate()?;
     let mel = onset::mel_db(y, spec, &params.db);
-    let onset_envelope = onset::onset_strength_from_db(&mel, spec, &params.onset);
+    // The reported envelope uses the given aggregation, the beat tracker's the median.
+    let [onset_envelope, beat_envelope] = match params.onset.aggregate {
+        Aggregate::Mean => onset::mean_and_median_from_db(&mel, spec, &params.onset),
+        Aggregate::Median => {
+            let median = onset::onset_strength_from_db(&mel, spec, &params.onset);
+            [median.clone(), median]
+        }
+    };
     let peaks = params.peaks.unwrap_or(PeakPickParams::onset_detect_defaults(spec.sr, spec.hop_length));
     let onset_frames = onset_detect_from_envelope(&onset_envelope, &peaks, params.backtrack);
-    let beat_onsets = OnsetParams { aggregate: Aggregate::Median, ..params.onset };
-    let beat_envelope = onset::onset_strength_from_db(&mel, spec, &beat_onsets);
     let (tempo, beat_frames) = if beat_envelope.iter().all(|&e| e == 0.0) {
         (0.0, Vec::new())
     } else {

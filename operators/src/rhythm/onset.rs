@@ -40,27 +40,17 @@ impl Default for OnsetParams {
 /// Log-power mel spectrogram (`power_to_db(melspectrogram(y))`), frames of `n_mels`.
 pub fn mel_db(y: &[f32], spec: &SpectrogramParams, db: &DbParams) -> Frames {
     let filters = spec.filterbank();
+    let n_mels = filters.n_mels();
     let mut stream = StftStream::new(spec.n_fft, spec.hop_length);
-    let mut mel = Frames {
-        n_bins: filters.n_mels(),
-        data: Vec::with_capacity(frame_count(y.len(), spec.hop_length) * filters.n_mels()),
+    let mut mel = Frames { n_bins: n_mels, data: Vec::with_capacity(frame_count(y.len(), spec.hop_length) * n_mels) };
+    // Each power frame straight into its mel frame: the power spectrogram is never held.
+    let mut convert = |power: &[f32]| {
+        let start = mel.data.len();
+        mel.data.resize(start + n_mels, 0.0);
+        filters.apply(power, &mut mel.data[start..]);
     };
-    let mut power = Frames::new(stream.n_bins());
-    // A block of frames at a time: the power spectrogram is never held whole.
-    let mut convert = |power: &mut Frames| {
-        for p in power.iter() {
-            let start = mel.data.len();
-            mel.data.resize(start + filters.n_mels(), 0.0);
-            filters.apply(p, &mut mel.data[start..]);
-        }
-        power.data.clear();
-    };
-    for block in y.chunks(64 * spec.hop_length) {
-        stream.push(block, &mut power);
-        convert(&mut power);
-    }
-    stream.finish(&mut power);
-    convert(&mut power);
+    stream.push_with(y, &mut convert);
+    stream.finish_with(&mut convert);
     power_to_db(&mut mel.data, db);
     mel
 }
@@ -69,34 +59,70 @@ pub fn mel_db(y: &[f32], spec: &SpectrogramParams, db: &DbParams) -> Frames {
 /// (Sec. 3.1.1 of the paper; spec §5 steps 2–4): `agg_f max(0, S[f] − R[f])`,
 /// where `R` is `reference` after the SuperFlux maximum filter of `max_size`.
 pub fn spectral_flux(current: &[f32], reference: &[f32], max_size: usize, aggregate: Aggregate) -> f32 {
-    let n = current.len();
-    let half = max_size / 2;
-    let mut flux: Vec<f32> = (0..n)
-        .map(|f| {
-            let r = if max_size <= 1 {
-                reference[f]
-            } else {
-                // scipy maximum_filter1d, origin 0: window [f − ⌊s/2⌋, f − ⌊s/2⌋ + s), clipped.
+    let mut flux = Flux::default();
+    flux.rectify(current, reference, max_size);
+    match aggregate {
+        Aggregate::Mean => flux.mean(),
+        Aggregate::Median => flux.median(),
+    }
+}
+
+/// The per-band rectified flux of one frame pair, kept so that the mean and
+/// the median envelopes come from one pass, and reused from frame to frame.
+#[derive(Clone, Debug, Default)]
+struct Flux {
+    bands: Vec<f32>,
+}
+
+impl Flux {
+    fn rectify(&mut self, current: &[f32], reference: &[f32], max_size: usize) {
+        let n = current.len();
+        let reference = &reference[..n];
+        self.bands.clear();
+        if max_size <= 1 {
+            self.bands.extend(current.iter().zip(reference).map(|(&c, &r)| 0f32.max(c - r)));
+        } else {
+            // scipy maximum_filter1d, origin 0: window [f − ⌊s/2⌋, f − ⌊s/2⌋ + s), clipped.
+            let half = max_size / 2;
+            self.bands.extend((0..n).map(|f| {
                 let lo = f.saturating_sub(half);
                 let hi = (f + max_size - half).min(n);
-                reference[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max)
-            };
-            0f32.max(current[f] - r)
-        })
-        .collect();
-    match aggregate {
-        // numpy adds the band rows one after another in f32, then divides.
-        Aggregate::Mean => flux.iter().fold(0f32, |acc, &x| acc + x) / n as f32,
-        Aggregate::Median => {
-            // Order statistics by selection, not a full sort.
-            let (below, &mut upper, _) = flux.select_nth_unstable_by(n / 2, f32::total_cmp);
-            if n % 2 == 1 {
-                upper
-            } else {
-                let lower = below.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                (lower + upper) / 2.0
+                let r = reference[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                0f32.max(current[f] - r)
+            }));
+        }
+    }
+
+    /// numpy adds the band rows one after another in f32, then divides.
+    fn mean(&self) -> f32 {
+        self.bands.iter().fold(0f32, |acc, &x| acc + x) / self.bands.len() as f32
+    }
+
+    /// `np.median`: the middle order statistic, or the mean of the two middle ones.
+    /// Reorders the bands.
+    fn median(&mut self) -> f32 {
+        let n = self.bands.len();
+        // Rectified flux is zero in about half the bands: move the positive
+        // values to the front; every order statistic below the zero count is 0,
+        // and the others are selected among the positives alone.
+        let mut positives = 0;
+        for i in 0..n {
+            if self.bands[i] > 0.0 {
+                self.bands.swap(positives, i);
+                positives += 1;
             }
         }
+        let zeros = n - positives;
+        let upper_rank = n / 2;
+        if upper_rank < zeros {
+            return 0.0;
+        }
+        let (below, &mut upper, _) = self.bands[..positives].select_nth_unstable_by(upper_rank - zeros, f32::total_cmp);
+        if n % 2 == 1 {
+            return upper;
+        }
+        let lower = if upper_rank - 1 < zeros { 0.0 } else { below.iter().copied().fold(f32::NEG_INFINITY, f32::max) };
+        (lower + upper) / 2.0
     }
 }
 
@@ -108,21 +134,52 @@ pub fn envelope_delay(spec: &SpectrogramParams, params: &OnsetParams) -> usize {
 /// Onset strength envelope of dB mel frames (librosa `onset_strength(S=…)`):
 /// one value per frame, the first `lag + n_fft/(2·hop)` zero.
 pub fn onset_strength_from_db(mel_db: &Frames, spec: &SpectrogramParams, params: &OnsetParams) -> Vec<f32> {
+    let [envelope] = envelopes_from_db(mel_db, spec, params, [params.aggregate]);
+    envelope
+}
+
+/// Both envelopes `analyze` needs, the mean one (onsets, tempogram) and the
+/// median one (beats), from one pass over the frame pairs: `params` with each
+/// aggregation in turn.
+pub fn mean_and_median_from_db(mel_db: &Frames, spec: &SpectrogramParams, params: &OnsetParams) -> [Vec<f32>; 2] {
+    envelopes_from_db(mel_db, spec, params, [Aggregate::Mean, Aggregate::Median])
+}
+
+fn envelopes_from_db<const N: usize>(
+    mel_db: &Frames,
+    spec: &SpectrogramParams,
+    params: &OnsetParams,
+    aggregates: [Aggregate; N],
+) -> [Vec<f32>; N] {
     let t = mel_db.len();
     let lag = params.lag.max(1);
     let delay = envelope_delay(spec, params);
-    let mut envelope = vec![0f32; delay];
-    envelope.extend(
-        (0..t.saturating_sub(lag))
-            .map(|j| spectral_flux(mel_db.frame(j + lag), mel_db.frame(j), params.max_size, params.aggregate)),
-    );
-    if params.detrend {
-        detrend(&mut envelope);
+    let mut envelopes: [Vec<f32>; N] = std::array::from_fn(|_| {
+        let mut envelope = Vec::with_capacity(delay + t);
+        envelope.resize(delay, 0f32);
+        envelope
+    });
+    let mut flux = Flux::default();
+    for j in 0..t.saturating_sub(lag) {
+        flux.rectify(mel_db.frame(j + lag), mel_db.frame(j), params.max_size);
+        // The mean before the median, which reorders the bands (and so the f32 sum).
+        let mean = aggregates.contains(&Aggregate::Mean).then(|| flux.mean());
+        for (envelope, aggregate) in envelopes.iter_mut().zip(aggregates) {
+            envelope.push(match (aggregate, mean) {
+                (Aggregate::Mean, Some(mean)) => mean,
+                _ => flux.median(),
+            });
+        }
     }
-    if params.center {
-        envelope.truncate(t);
+    for envelope in envelopes.iter_mut() {
+        if params.detrend {
+            detrend(envelope);
+        }
+        if params.center {
+            envelope.truncate(t);
+        }
     }
-    envelope
+    envelopes
 }
 
 /// `scipy.signal.lfilter([1, −1], [1, −0.99], x)` with zero initial state.

@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 
-use super::mel::{MelFilterbank, power_to_db_value};
+use super::mel::{MelFilterbank, power_to_db_unclamped};
 use super::onset::{PeakPicker, envelope_delay, spectral_flux};
 use super::stft::{Frames, StftStream};
 use super::{DbParams, OnsetParams, PeakPickParams, RhythmError, RhythmParams, SpectrogramParams, check_finite};
@@ -110,7 +110,7 @@ impl OnsetStream {
         for power in frames.iter() {
             let mut mel = vec![0f32; self.filters.n_mels()];
             self.filters.apply(power, &mut mel);
-            mel.iter_mut().for_each(|v| *v = power_to_db_value(*v, &self.db));
+            power_to_db_unclamped(&mut mel, &self.db);
             self.max_db = mel.iter().copied().fold(self.max_db, f32::max);
             if self.history.len() == self.onset.lag {
                 let reference = self.history.pop_front().expect("lag frames of history");
