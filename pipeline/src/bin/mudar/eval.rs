@@ -8,7 +8,7 @@ use mudar_pipeline::graph::Progress;
 use mudar_pipeline::train::TrainProgress;
 use mudar_pipeline::train::eval::{self, EvalPlan, Scores};
 
-use crate::extract::{cluster_config, expand_inputs};
+use crate::extract::{ClusterArgs, expand_inputs};
 use crate::flow::BackendArgs;
 
 /// Evaluates trained models.
@@ -78,8 +78,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         TrainProgress::Skipped { video, reason } => eprintln!("mudar eval: {video}: {reason}"),
         _ => {}
     });
-    let result =
-        eval::evaluate(&plan, cluster_config(args.workers, 1, 0, None)?, report).map_err(anyhow::Error::msg)?;
+    let cluster = ClusterArgs { workers: args.workers, processes: 1, process: 0, hostfile: None };
+    let result = eval::evaluate(&plan, cluster.timely_config()?, report).map_err(anyhow::Error::msg)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);

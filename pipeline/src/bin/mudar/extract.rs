@@ -50,18 +50,8 @@ pub struct Args {
     /// Extract the INPUTS again even if the store has them: their old rows are removed first.
     #[arg(long)]
     replace: bool,
-    /// Worker threads per process.
-    #[arg(short = 'w', long, default_value_t = 1)]
-    workers: usize,
-    /// Processes in the cluster.
-    #[arg(short = 'n', long, default_value_t = 1)]
-    processes: usize,
-    /// This process's index in the cluster.
-    #[arg(short = 'p', long, default_value_t = 0)]
-    process: usize,
-    /// Host file of the cluster: one host:port per line, in process order.
-    #[arg(short = 'h', long)]
-    hostfile: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Clips: whole, paper (8 s around the middle), centered:SECONDS, windows:LENGTH:STRIDE.
     #[arg(long, default_value = "paper")]
     clip: ClipRule,
@@ -174,28 +164,38 @@ fn tables(names: &[String]) -> anyhow::Result<Tables> {
     Ok(tables)
 }
 
-fn timely_config(args: &Args) -> anyhow::Result<timely::Config> {
-    cluster_config(args.workers, args.processes, args.process, args.hostfile.as_deref())
+/// Scale-out: timely's workers per process and cluster flags.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// Worker threads per process.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    pub workers: usize,
+    /// Processes in the cluster.
+    #[arg(short = 'n', long, default_value_t = 1)]
+    pub processes: usize,
+    /// This process's index in the cluster.
+    #[arg(short = 'p', long, default_value_t = 0)]
+    pub process: usize,
+    /// Host file of the cluster: one host:port per line, in process order.
+    #[arg(short = 'h', long)]
+    pub hostfile: Option<PathBuf>,
 }
 
-/// timely's configuration for `-w` workers per process and, with more than
-/// one process, `-n/-p/-h`.
-pub fn cluster_config(
-    workers: usize,
-    processes: usize,
-    process: usize,
-    hostfile: Option<&Path>,
-) -> anyhow::Result<timely::Config> {
-    anyhow::ensure!(workers > 0 && processes > 0, "-w and -n must be positive");
-    anyhow::ensure!(process < processes, "-p {process} is not below -n {processes}");
-    let mut flags = vec!["-w".to_owned(), workers.to_string()];
-    if processes > 1 {
-        flags.extend(["-n".to_owned(), processes.to_string(), "-p".to_owned(), process.to_string()]);
-        if let Some(hosts) = hostfile {
-            flags.extend(["-h".to_owned(), hosts.display().to_string()]);
+impl ClusterArgs {
+    /// timely's configuration for `-w` workers per process and, with more
+    /// than one process, `-n/-p/-h`.
+    pub fn timely_config(&self) -> anyhow::Result<timely::Config> {
+        anyhow::ensure!(self.workers > 0 && self.processes > 0, "-w and -n must be positive");
+        anyhow::ensure!(self.process < self.processes, "-p {} is not below -n {}", self.process, self.processes);
+        let mut flags = vec!["-w".to_owned(), self.workers.to_string()];
+        if self.processes > 1 {
+            flags.extend(["-n".to_owned(), self.processes.to_string(), "-p".to_owned(), self.process.to_string()]);
+            if let Some(hosts) = &self.hostfile {
+                flags.extend(["-h".to_owned(), hosts.display().to_string()]);
+            }
         }
+        timely::Config::from_args(flags.into_iter()).map_err(|e| anyhow::anyhow!("cluster flags: {e}"))
     }
-    timely::Config::from_args(flags.into_iter()).map_err(|e| anyhow::anyhow!("cluster flags: {e}"))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -226,14 +226,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_open: args.max_open,
         max_lag: 4,
         tables: tables(&args.tables)?,
-        workers_per_process: args.workers,
+        workers_per_process: args.cluster.workers,
         target_file_bytes: args.file_size_mb << 20,
         row_group_rows: args.row_group_rows.max(1),
     };
     let config = plan.config_json();
 
     // Only process 0 touches the store as a whole; the others wait for it when connecting.
-    if args.process == 0 {
+    if args.cluster.process == 0 {
         let remove = (args.remove || args.replace).then(|| plan.inputs.iter().cloned().collect());
         prepare_store(&args.out, args.resume, &config, remove)?;
     }
@@ -256,7 +256,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let observer = bars.clone();
     let started = Instant::now();
     let plan = Arc::new(plan);
-    let reports = extract::run(plan.clone(), timely_config(&args)?, Arc::new(move |p| observer.update(p)))
+    let reports = extract::run(plan.clone(), args.cluster.timely_config()?, Arc::new(move |p| observer.update(p)))
         .map_err(anyhow::Error::msg)?;
     bars.finish();
     summarize(&args, &plan, &config, &reports, skipped, started.elapsed().as_secs_f64())

@@ -15,7 +15,7 @@ use mudar_pipeline::train::{self, TrainPlan, TrainProgress};
 use mudar_pipeline::{AudioOutput, ClipRule, Resize, SourceConfig, VideoOutput};
 use serde_json::json;
 
-use crate::extract::{cluster_config, expand_inputs};
+use crate::extract::{ClusterArgs, expand_inputs};
 use crate::flow::BackendArgs;
 use crate::progress;
 
@@ -83,15 +83,8 @@ pub struct Args {
     /// (preset: tiny windows:2:2, paper paper). Their length must match the preset's.
     #[arg(long)]
     clip: Option<ClipRule>,
-    /// Worker threads per process.
-    #[arg(short = 'w', long, default_value_t = 1)]
-    workers: usize,
-    #[arg(short = 'n', long, default_value_t = 1)]
-    processes: usize,
-    #[arg(short = 'p', long, default_value_t = 0)]
-    process: usize,
-    #[arg(short = 'h', long)]
-    hostfile: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// A JSON summary on stdout at the end.
     #[arg(long)]
     json: bool,
@@ -156,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         checkpoint_every: args.checkpoint_every,
         resume: args.resume,
         device,
-        workers_per_process: args.workers,
+        workers_per_process: args.cluster.workers,
         max_open: 2,
         model,
         sampling,
@@ -179,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let quiet = args.json;
     let report = train::run(
         Arc::new(plan),
-        cluster_config(args.workers, args.processes, args.process, args.hostfile.as_deref())?,
+        args.cluster.timely_config()?,
         stop,
         Arc::new(move |event| match event {
             TrainProgress::Clips(Progress::Closed { input, failure: Some(failure), .. }) => {
