@@ -39,6 +39,17 @@ pub enum FlowChoice {
 }
 
 impl FlowChoice {
+    /// The backend of one of `workers_per_process` workers: they share the
+    /// cores, so DIS gets this worker's share of them.
+    pub fn worker_backend(&self, workers_per_process: usize) -> Result<FlowBackend, String> {
+        match self {
+            FlowChoice::Dis(params) => {
+                FlowChoice::Dis(DisParams { threads: dis_threads(workers_per_process), ..*params }).backend()
+            }
+            other => other.backend(),
+        }
+    }
+
     /// Builds the backend (loading PWC-Net's weights).
     pub fn backend(&self) -> Result<FlowBackend, String> {
         match self {
@@ -151,14 +162,7 @@ fn run_worker(
     progress: &(dyn Fn(Progress<'_>) + Send + Sync),
 ) -> Result<WorkerReport, String> {
     let (index, peers) = (worker.index(), worker.peers());
-    let flow = match &plan.flow {
-        // The workers share the cores: DIS gets this worker's share.
-        FlowChoice::Dis(params) => {
-            FlowChoice::Dis(DisParams { threads: dis_threads(plan.workers_per_process), ..*params })
-        }
-        other => other.clone(),
-    };
-    let backend = Rc::new(flow.backend()?);
+    let backend = Rc::new(plan.flow.worker_backend(plan.workers_per_process)?);
     let config = plan.config_json();
     let store_config = StoreConfig {
         target_file_bytes: plan.target_file_bytes,
@@ -222,19 +226,7 @@ fn run_worker(
         .collect();
     let driver_config = DriverConfig { source: plan.source.clone(), max_open: plan.max_open, packets_per_epoch: 16 };
     let mut driver = Driver::new(mine, driver_config);
-    let mut epoch = 0u64;
-    let mut feeding = true;
-    while feeding && error.borrow().is_none() {
-        feeding = driver.feed(&mut events, &mut |p| progress(p));
-        epoch += 1;
-        events.advance_to(epoch);
-        // timely has no flow control: hold the sources back while the store lags.
-        worker.step_while(|| probe.less_than(&epoch.saturating_sub(plan.max_lag)) && error.borrow().is_none());
-        worker.step();
-    }
-    drop(events);
-    // Also after a store error: the other workers wait for this one's frontier.
-    worker.step_while(|| !probe.done());
+    driver.run(worker, events, &probe, plan.max_lag, &mut |p| progress(p), &|| error.borrow().is_none());
     if let Some(e) = error.borrow_mut().take() {
         return Err(format!("writing the store failed: {e}"));
     }

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::InputHandle;
+use timely::dataflow::{InputHandle, ProbeHandle};
 
 use super::{Event, Failure, Opened, StreamId};
 use crate::error::MediaError;
@@ -50,6 +50,34 @@ pub type EventInput = InputHandle<u64, CapacityContainerBuilder<Vec<(StreamId, E
 impl Driver {
     pub fn new(inputs: Vec<(StreamId, String)>, config: DriverConfig) -> Driver {
         Driver { pending: inputs.into(), open: Vec::new(), config }
+    }
+
+    /// Feeds every input to its end, an epoch at a time, then closes `events`
+    /// and steps `worker` until `probe` says the graph is done (the other
+    /// workers wait for this one's frontier). timely has no flow control: the
+    /// sources are held back while the graph lags more than `max_lag` epochs.
+    /// `go_on` is asked after every epoch and while waiting; once it says no,
+    /// nothing more is fed (a sink's error, say).
+    pub fn run(
+        &mut self,
+        worker: &mut timely::worker::Worker,
+        mut events: EventInput,
+        probe: &ProbeHandle<u64>,
+        max_lag: u64,
+        progress: &mut dyn FnMut(Progress<'_>),
+        go_on: &dyn Fn() -> bool,
+    ) {
+        let mut epoch = 0u64;
+        let mut feeding = true;
+        while feeding && go_on() {
+            feeding = self.feed(&mut events, progress);
+            epoch += 1;
+            events.advance_to(epoch);
+            worker.step_while(|| probe.less_than(&epoch.saturating_sub(max_lag)) && go_on());
+            worker.step();
+        }
+        drop(events);
+        worker.step_while(|| !probe.done());
     }
 
     /// Feeds one epoch: opens inputs up to `max_open`, then takes up to

@@ -74,6 +74,6 @@ pub enum Record {
 }
 
 /// The exchange key of keyed data.
-fn stream_of<D>(item: &(StreamId, D)) -> u64 {
+pub(crate) fn stream_of<D>(item: &(StreamId, D)) -> u64 {
     item.0
 }

@@ -20,7 +20,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::operator::Operator;
 
 use crate::clip::{Clip, ClipAssembler, ClipRule, Span};
-use crate::graph::{Event, Record, StreamId};
+use crate::graph::{Event, Record, StreamId, stream_of};
 
 /// What a training clip must hold.
 #[derive(Clone, Copy, Debug)]
@@ -110,9 +110,9 @@ impl<'scope> TrainingClips<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)
     ) -> Stream<'scope, u64, Vec<(StreamId, ClipOutcome)>> {
         let mut streams: HashMap<StreamId, StreamState> = HashMap::new();
         let mut closing: Vec<(Capability<u64>, StreamId)> = Vec::new();
-        let key = |item: &(StreamId, _)| item.0;
-        let key2 = |item: &(StreamId, _)| item.0;
-        self.binary_frontier(motion, Exchange::new(key), Exchange::new(key2), "TrainingClips", move |_, _| {
+        let frame_s = Duration::from_secs_f64(1.0 / params.fps);
+        let exchange = (Exchange::new(stream_of), Exchange::new(stream_of));
+        self.binary_frontier(motion, exchange.0, exchange.1, "TrainingClips", move |_, _| {
             move |(events, events_frontier), (motion, motion_frontier), output| {
                 events.for_each(|time, data| {
                     let mut session = output.session(&time);
@@ -180,7 +180,6 @@ impl<'scope> TrainingClips<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)
                                 item.hoof = Some(row.hoof.clone());
                                 item.visual_beat = row.visual_beat;
                             }
-                            let frame_s = Duration::from_secs_f64(1.0 / params.fps);
                             clips.extend(state.assembler.push_video(item.pts, frame_s, item));
                         }
                         session.give_iterator(outcomes(id, state, clips, &params).into_iter());
@@ -190,7 +189,6 @@ impl<'scope> TrainingClips<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)
                     let complete = !events_frontier.less_equal(cap.time()) && !motion_frontier.less_equal(cap.time());
                     if complete && let Some(mut state) = streams.remove(id) {
                         // The last frame has no flow out of it, so no HOOF row.
-                        let frame_s = Duration::from_secs_f64(1.0 / params.fps);
                         let mut clips = Vec::new();
                         for (_, item) in std::mem::take(&mut state.pending) {
                             clips.extend(state.assembler.push_video(item.pts, frame_s, item));
@@ -218,24 +216,24 @@ fn outcomes(
         .into_iter()
         .map(|clip| {
             let inner = state.inner.iter().find(|(w, _)| *w == clip.span).map(|(_, s)| *s).expect("a span we opened");
-            let meta = ClipMeta {
-                video: state.video.clone(),
-                clip: state.next_clip,
-                start_s: inner.start.as_secs_f64(),
-                frame_size: 0,
-                audio_window: 0,
-                audio_offset: 0,
-                tempo_bpm: 0.0,
-            };
+            let index = state.next_clip;
             state.next_clip += 1;
-            (id, training_clip(meta, &clip, inner, params))
+            (id, training_clip(&state.video, index, &clip, inner, params))
         })
         .collect()
 }
 
-/// The training example of a widened clip whose proper span is `inner`.
-fn training_clip(mut meta: ClipMeta, clip: &Clip<FrameItem>, inner: Span, params: &TrainingClipParams) -> ClipOutcome {
-    let what = || format!("clip {} at {:.2} s", meta.clip, meta.start_s);
+/// The training example of clip `index` of `video`, a widened clip whose
+/// proper span is `inner`.
+fn training_clip(
+    video: &str,
+    index: u32,
+    clip: &Clip<FrameItem>,
+    inner: Span,
+    params: &TrainingClipParams,
+) -> ClipOutcome {
+    let start_s = inner.start.as_secs_f64();
+    let what = || format!("clip {index} at {start_s:.2} s");
     let frames: Vec<&FrameItem> = clip.frames.iter().filter(|f| inner.contains(f.pts)).take(params.frames).collect();
     if frames.len() < params.frames {
         return Err(format!("{}: {} frames, the model needs {}", what(), frames.len(), params.frames));
@@ -270,10 +268,15 @@ fn training_clip(mut meta: ClipMeta, clip: &Clip<FrameItem>, inner: Span, params
     let onset_times: Vec<f64> = music.onset_frames.iter().map(|&f| spec.frame_time(f)).collect();
     let audio_rate = spec.sr as f64 / spec.hop_length as f64;
 
-    meta.frame_size = size;
-    meta.audio_window = input.len();
-    meta.audio_offset = hops;
-    meta.tempo_bpm = music.tempo;
+    let meta = ClipMeta {
+        video: video.to_owned(),
+        clip: index,
+        start_s,
+        frame_size: size,
+        audio_window: input.len(),
+        audio_offset: hops,
+        tempo_bpm: music.tempo,
+    };
     Ok(TrainingClip {
         meta,
         frames: rgb,

@@ -20,10 +20,9 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor, nn};
 
 use super::clips::{CachedClip, read_cache};
-use super::{TrainPlan, TrainProgress, build_cache, cache_is_complete};
+use super::{TrainPlan, TrainProgress, build_cache, cache_is_complete, source_for};
 use crate::clip::ClipRule;
 use crate::extract::FlowChoice;
-use crate::source::{AudioOutput, Resize, SourceConfig, VideoOutput};
 
 /// What `mudar eval rhythm` needs.
 #[derive(Clone, Debug)]
@@ -95,16 +94,7 @@ pub fn evaluate(
     let train_plan = TrainPlan {
         inputs: plan.inputs.clone(),
         run_dir: plan.cache.clone(),
-        source: SourceConfig {
-            audio: Some(AudioOutput { sample_rate: rhythm.spectrogram.sr }),
-            video: Some(VideoOutput {
-                width: model_config.frame_size as u32,
-                height: model_config.frame_size as u32,
-                fps: model_config.fps as u32,
-                resize: Resize::Stretch,
-            }),
-            ..SourceConfig::default()
-        },
+        source: source_for(&model_config, &rhythm),
         rhythm,
         hoof: HoofParams { bins: model_config.hoof_bins as usize, ..HoofParams::default() },
         flow: plan.flow.clone(),

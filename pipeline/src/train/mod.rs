@@ -50,7 +50,7 @@ use timely::dataflow::{InputHandle, ProbeHandle};
 use crate::clip::ClipRule;
 use crate::extract::FlowChoice;
 use crate::graph::{Driver, DriverConfig, Event, FramePairs, MotionFeatures, OpticalFlow, Progress, StreamId};
-use crate::source::SourceConfig;
+use crate::source::{AudioOutput, Resize, SourceConfig, VideoOutput};
 use clips::{CachedClip, ClipOutcome, TrainingClipParams, TrainingClips, cache_path, read_cache, write_clip};
 
 /// Everything a training run needs; the same on every process.
@@ -78,6 +78,21 @@ pub struct TrainPlan {
     pub device: Device,
     pub workers_per_process: usize,
     pub max_open: usize,
+}
+
+/// What the sources decode for a model: mono audio at the rhythm's sample
+/// rate, square frames of the model's size at its frame rate.
+pub fn source_for(model: &ModelConfig, rhythm: &RhythmParams) -> SourceConfig {
+    SourceConfig {
+        audio: Some(AudioOutput { sample_rate: rhythm.spectrogram.sr }),
+        video: Some(VideoOutput {
+            width: model.frame_size as u32,
+            height: model.frame_size as u32,
+            fps: model.fps as u32,
+            resize: Resize::Stretch,
+        }),
+        ..SourceConfig::default()
+    }
 }
 
 /// What the run reports as it goes.
@@ -219,7 +234,7 @@ pub(crate) fn build_cache(
         margin: Duration::from_secs_f64(margin_hops * spec.hop_length as f64 / spec.sr as f64),
         hoof_bins: plan.hoof.bins,
     };
-    let backend = Rc::new(plan.flow.backend()?);
+    let backend = Rc::new(plan.flow.worker_backend(plan.workers_per_process)?);
     let beats = VisualBeatParams::for_fps(fps);
     let error: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
     let skipped: Rc<RefCell<Vec<(StreamId, String)>>> = Rc::new(RefCell::new(Vec::new()));
@@ -257,18 +272,11 @@ pub(crate) fn build_cache(
             progress(TrainProgress::Skipped { video: &plan.inputs[stream as usize], reason: &reason });
         }
     };
-    let mut epoch = 0u64;
-    let mut feeding = true;
-    while feeding {
-        feeding = driver.feed(&mut events, &mut |p| progress(TrainProgress::Clips(p)));
-        epoch += 1;
-        events.advance_to(epoch);
-        worker.step_while(|| probe.less_than(&epoch.saturating_sub(4)));
-        worker.step();
+    let go_on = || {
         report_skipped();
-    }
-    drop(events);
-    worker.step_while(|| !probe.done());
+        error.borrow().is_none()
+    };
+    driver.run(worker, events, &probe, 4, &mut |p| progress(TrainProgress::Clips(p)), &go_on);
     report_skipped();
     if let Some(e) = error.borrow_mut().take() {
         return Err(e);

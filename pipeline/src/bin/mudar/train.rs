@@ -10,9 +10,9 @@ use mudar_operators::model::optim::AdamParams;
 use mudar_operators::model::{ModelConfig, RhythmHead, SamplingParams};
 use mudar_operators::motion::HoofParams;
 use mudar_operators::rhythm::RhythmParams;
+use mudar_pipeline::ClipRule;
 use mudar_pipeline::graph::Progress;
 use mudar_pipeline::train::{self, TrainPlan, TrainProgress};
-use mudar_pipeline::{AudioOutput, ClipRule, Resize, SourceConfig, VideoOutput};
 use serde_json::json;
 
 use crate::extract::{ClusterArgs, expand_inputs};
@@ -115,18 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ClipRule::Windows { length: std::time::Duration::from_secs(2), stride: std::time::Duration::from_secs(2) }
     });
     let rhythm = RhythmParams::default();
-    let spec = rhythm.spectrogram;
-    let fps = model.fps as u32;
-    let source = SourceConfig {
-        audio: Some(AudioOutput { sample_rate: spec.sr }),
-        video: Some(VideoOutput {
-            width: model.frame_size as u32,
-            height: model.frame_size as u32,
-            fps,
-            resize: Resize::Stretch,
-        }),
-        ..SourceConfig::default()
-    };
+    let source = train::source_for(&model, &rhythm);
     let device = args.backend.device()?;
     let plan = TrainPlan {
         inputs,
