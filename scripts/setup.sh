@@ -44,9 +44,18 @@ fi
 
 venv="$MUDAR_ROOT/.venv"
 if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  # The Linux wheel brings CUDA's libraries: 4.6 GB installed, 7.1 GB at the peak of the
+  # install (measured). pip's cache would keep another 3.5 GB of wheels that nothing
+  # reads again, so it is off; a CI run once ran out of disk here with it on.
+  need_gb=8
+  free_gb=$(df -Pk "$MUDAR_ROOT" | awk 'NR == 2 { print int($4 / 1048576) }')
+  if ((free_gb < need_gb)); then
+    echo "setup: torch==$TORCH_VERSION needs about $need_gb GB free beside $MUDAR_ROOT; $free_gb GB are" >&2
+    exit 1
+  fi
   echo "setup: installing torch==$TORCH_VERSION into $venv (a large download, once)" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION" >&2
+  "$venv/bin/pip" install -q --no-cache-dir --disable-pip-version-check "torch==$TORCH_VERSION" >&2
 fi
 
 if [[ "${1:-}" == "--test" ]]; then
@@ -55,7 +64,7 @@ if [[ "${1:-}" == "--test" ]]; then
   want=$(sha256sum "$requirements" | cut -d' ' -f1)
   if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     echo "setup: installing test references ($(grep -v '^#' "$requirements" | tr '\n' ' '))" >&2
-    "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements" >&2
+    "$venv/bin/pip" install -q --no-cache-dir --disable-pip-version-check -r "$requirements" >&2
     echo "$want" >"$stamp"
   fi
 fi
