@@ -15,7 +15,7 @@ use std::sync::Arc;
 use differential_dataflow::input::Input as _;
 use mudar_operators::motion::{DisParams, FlowBackend, HoofParams, VisualBeatParams};
 use mudar_operators::rhythm::RhythmParams;
-use mudar_schemas::tables::{self, AUDIO_FRAMES, CLIPS, MEDIA, VIDEO_FRAMES};
+use mudar_schemas::tables::{self, AUDIO_FRAMES, CLIPS, Layout, MEDIA, VIDEO_FRAMES};
 use mudar_sinks::store::{StoreConfig, StoreError, StoreWriter};
 use serde_json::json;
 use timely::dataflow::operators::vec::Map;
@@ -30,6 +30,9 @@ use crate::graph::{
     Progress, Record, StreamId,
 };
 use crate::source::SourceConfig;
+use crate::train::clips::TrainingClips;
+use crate::train::infer::RhythmModel;
+use crate::train::trained::TrainedModel;
 
 /// Which flow backend each worker builds.
 #[derive(Clone, Debug)]
@@ -86,9 +89,41 @@ pub struct Plan {
     pub workers_per_process: usize,
     pub target_file_bytes: u64,
     pub row_group_rows: usize,
+    /// A trained MuDaR whose outputs join `video_frames` and `clips`.
+    pub model: Option<ModelChoice>,
+}
+
+/// The trained model of `mudar extract --model`, described by what its
+/// checkpoint holds (each worker loads its own copy).
+#[derive(Clone, Debug)]
+pub struct ModelChoice {
+    /// The checkpoint's JSON.
+    pub checkpoint: PathBuf,
+    pub step: u64,
+    pub embedding_dim: usize,
+    pub device: tch::Device,
+}
+
+impl ModelChoice {
+    /// Reads the checkpoint (weights included, so a broken one fails before the run).
+    pub fn load(checkpoint: &Path, device: tch::Device) -> Result<(ModelChoice, TrainedModel), String> {
+        let trained = TrainedModel::load(checkpoint, device)?;
+        let choice = ModelChoice {
+            checkpoint: trained.path.clone(),
+            step: trained.info.step,
+            embedding_dim: trained.config().embedding_dim as usize,
+            device,
+        };
+        Ok((choice, trained))
+    }
 }
 
 impl Plan {
+    /// How the `video_frames` and `clips` tables look.
+    pub fn layout(&self) -> Layout {
+        Layout { hoof_bins: self.hoof.bins, embedding_dim: self.model.as_ref().map(|m| m.embedding_dim) }
+    }
+
     /// The configuration that determines the rows (recorded in every file
     /// and in the manifest; an input committed with it is not extracted again).
     pub fn config_json(&self) -> String {
@@ -116,6 +151,11 @@ impl Plan {
             "beat_align_sigma_s": self.beat_align_sigma_s,
             "flow": flow,
             "tables": self.tables,
+            "model": self.model.as_ref().map(|m| json!({
+                "checkpoint": m.checkpoint.file_name().map(|n| n.to_string_lossy().into_owned()),
+                "step": m.step,
+                "weights_bytes": std::fs::metadata(m.checkpoint.with_extension("safetensors")).map(|m| m.len()).ok(),
+            })),
         })
         .to_string()
     }
@@ -126,10 +166,10 @@ impl Plan {
             tables.push((AUDIO_FRAMES, tables::audio_frames_schema()));
         }
         if self.tables.video_frames {
-            tables.push((VIDEO_FRAMES, tables::video_frames_schema(self.hoof.bins)));
+            tables.push((VIDEO_FRAMES, tables::video_frames_schema(self.layout())));
         }
         if self.tables.clips {
-            tables.push((CLIPS, tables::clips_schema()));
+            tables.push((CLIPS, tables::clips_schema(self.layout())));
         }
         tables
     }
@@ -163,6 +203,10 @@ fn run_worker(
 ) -> Result<WorkerReport, String> {
     let (index, peers) = (worker.index(), worker.peers());
     let backend = Rc::new(plan.flow.worker_backend(plan.workers_per_process)?);
+    let model = match &plan.model {
+        Some(choice) => Some(Rc::new(TrainedModel::load(&choice.checkpoint, choice.device)?)),
+        None => None,
+    };
     let config = plan.config_json();
     let store_config = StoreConfig {
         target_file_bytes: plan.target_file_bytes,
@@ -188,6 +232,10 @@ fn run_worker(
         let audio = events.clone().music_rhythm(plan.rhythm);
         let motion = events.clone().frame_pairs().optical_flow(backend, plan.batch).motion_features(plan.hoof, beats);
         let clips = events.clone().clip_features(motion.clone(), clip_params);
+        let model_outputs = model.map(|model| {
+            let params = model.clip_params(plan.clip_rule, plan.rhythm);
+            events.clone().training_clips(motion.clone(), params).rhythm_model(model)
+        });
         let lifecycle = events.flat_map(|(id, event)| match event {
             Event::Opened(opened) => Some((id, Record::Opened(opened))),
             Event::Closed(failure) => Some((id, Record::Closed(failure))),
@@ -195,8 +243,8 @@ fn run_worker(
         });
         let reports = committed.clone();
         let written = scope
-            .concatenate([lifecycle, audio, motion, clips])
-            .write_store(store.clone(), plan.tables, plan.hoof.bins, error.clone())
+            .concatenate([lifecycle, audio, motion, clips].into_iter().chain(model_outputs))
+            .write_store(store.clone(), plan.tables, plan.layout(), error.clone())
             .inspect(move |report| reports.borrow_mut().push(report.clone()));
         written.clone().probe_with(&probe);
         // The per-video view: what the store held before this run, plus what it commits.

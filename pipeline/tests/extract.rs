@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::read_store;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -22,20 +23,6 @@ use serde_json::Value;
 
 fn mudar(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mudar")).args(args).output().unwrap()
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("MUDAR_PYTHON")
-        .map_or(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"), Into::into)
-}
-
-/// Every table's rows, read by pyarrow (checked against DuckDB and polars).
-fn read_store(store: &Path) -> Value {
-    let out = store.with_extension("json");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_store.py");
-    let run = Command::new(python()).arg(script).arg(store).arg(&out).output().expect("python runs");
-    assert!(run.status.success(), "read_store.py failed: {}", String::from_utf8_lossy(&run.stderr));
-    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
 }
 
 /// Synthetic dances in three containers; returns the folder.
@@ -179,6 +166,8 @@ fn extract_builds_a_store_the_readers_open_with_the_operators_numbers() {
             motion_energy: frame.motion_energy,
             impact: frame.impact,
             visual_beat: frame.visual_beat,
+            rhythm_probability: None,
+            rhythm: None,
         });
     }
     let mut done = Vec::new();

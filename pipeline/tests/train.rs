@@ -2,13 +2,18 @@
 //! clip cache from the extraction graph, metrics and checkpoints; a run
 //! stopped after a checkpoint and resumed takes the same steps as an
 //! uninterrupted one; two workers sharing the global batch train to the same
-//! weights as one worker.
+//! weights as one worker; `mudar extract --model` writes the trained model's
+//! outputs into the store, equal to the model run on the training clips.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mudar_operators::model::{ModelConfig, MuDaR};
+use mudar_pipeline::train::clips::read_cache;
+use mudar_pipeline::train::trained::{TrainedModel, model_inputs};
 use tch::Tensor;
 
 fn mudar(args: &[&str]) -> Output {
@@ -144,6 +149,8 @@ fn trains_stops_resumes_and_shares_batches() {
     }
     assert_eq!(scores["chance"]["predicted"], scores["chance"]["onsets"]);
 
+    extracts_with_the_model(&videos, &whole, dir.path());
+
     // Stopped after step 3 (its checkpoint), then resumed to step 6: the same losses.
     let split = dir.path().join("split");
     copy_cache(&whole, &split);
@@ -196,4 +203,66 @@ fn trains_stops_resumes_and_shares_batches() {
     assert!(trained > 0.0, "training moved no weight");
     let relative = (difference / trained).sqrt();
     assert!(relative < 0.05, "two workers' weights differ from one worker's by {relative} of the distance trained");
+}
+
+/// `mudar extract --model RUN` on the training videos: every clip row has the
+/// model's embeddings and every frame of a clip its rhythm probability and
+/// decision, equal to the model run directly on the run's cached clips (the
+/// same clips, cut by the training graph and read back from safetensors).
+fn extracts_with_the_model(videos: &Path, run: &Path, dir: &Path) {
+    let store = dir.join("store");
+    let out = mudar(&[
+        "extract",
+        videos.to_str().unwrap(),
+        "--out",
+        store.to_str().unwrap(),
+        "--model",
+        run.to_str().unwrap(),
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["failed"], 1, "notes.mp4 is reported, the dances extracted: {summary}");
+    assert_eq!(summary["config"]["video"]["width"], 96, "decoded at the model's frame size: {summary}");
+    assert_eq!(summary["config"]["model"]["step"], 6, "{summary}");
+    let tables = common::read_store(&store);
+    let frames = tables["video_frames"].as_array().unwrap();
+    let clip_rows = tables["clips"].as_array().unwrap();
+    assert_eq!(clip_rows.len(), 6, "three 4 s dances, 2 s clips");
+
+    let trained = TrainedModel::load(run, tch::Device::Cpu).unwrap();
+    let cached = read_cache(&run.join("cache")).unwrap();
+    assert_eq!(cached.len(), 6);
+    let (frames_in, hoof, audio) = model_inputs(&cached.iter().collect::<Vec<_>>(), trained.config(), tch::Device::Cpu);
+    let inference = trained.model.infer(&frames_in, &hoof, Some(&audio));
+    let fps = trained.config().fps;
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+    for (i, clip) in cached.iter().enumerate() {
+        let row = clip_rows
+            .iter()
+            .find(|r| r["input"] == clip.meta.video.as_str() && r["clip"] == clip.meta.clip)
+            .unwrap_or_else(|| panic!("no clips row for {:?}", clip.meta));
+        for (column, expected) in [
+            ("visual_embedding", &inference.visual_embedding),
+            ("audio_embedding", inference.audio_embedding.as_ref().unwrap()),
+        ] {
+            let stored: Vec<f64> = row[column].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let expected = Vec::<f64>::try_from(expected.get(i as i64).to_kind(tch::Kind::Double)).unwrap();
+            assert_eq!(stored.len(), expected.len());
+            assert!(stored.iter().zip(&expected).all(|(a, b)| close(*a, *b)), "{column} of {:?}", clip.meta);
+        }
+        let probability =
+            Vec::<f64>::try_from(inference.rhythm_probability.get(i as i64).to_kind(tch::Kind::Double)).unwrap();
+        for (t, p) in probability.iter().enumerate() {
+            let time_s = clip.meta.start_s + t as f64 / fps;
+            let Some(frame) = frames.iter().find(|f| {
+                f["input"] == clip.meta.video.as_str() && (f["time_s"].as_f64().unwrap() - time_s).abs() < 1e-3
+            }) else {
+                // The last frame of a video has no flow out of it, so no video_frames row.
+                continue;
+            };
+            assert!(close(frame["rhythm_probability"].as_f64().unwrap(), *p), "frame at {time_s}: {frame}");
+            let decided = inference.rhythm_frames[i].contains(&t);
+            assert_eq!(frame["rhythm"].as_bool().unwrap(), decided, "frame at {time_s}");
+        }
+    }
 }

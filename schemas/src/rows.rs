@@ -52,6 +52,11 @@ pub struct VideoFrameRow {
     pub impact: f32,
     /// A model-free visual beat (a peak of the impact envelope).
     pub visual_beat: bool,
+    /// A trained MuDaR's visual-rhythm probability at this frame (`mudar
+    /// extract --model`); `None` without a model or outside the model's clips.
+    pub rhythm_probability: Option<f32>,
+    /// Whether that model calls this frame visual rhythm.
+    pub rhythm: Option<bool>,
 }
 
 /// `clips`: one row per clip (the clip rule's spans).
@@ -71,6 +76,10 @@ pub struct ClipRow {
     /// music beats of exp(−d²/2σ²), d the distance to the nearest visual
     /// beat; `None` without music beats or visual beats.
     pub beat_align_score: Option<f64>,
+    /// A trained MuDaR's unit-length embeddings of the clip's dance (f'_v) and
+    /// music (f'_a) (`mudar extract --model`); `None` without a model.
+    pub visual_embedding: Option<Vec<f32>>,
+    pub audio_embedding: Option<Vec<f32>>,
 }
 
 /// `videos`: one row per committed input without error, maintained by a

@@ -65,20 +65,49 @@ pub fn audio_frames_schema() -> SchemaRef {
 }
 
 /// `hoof_bins`: the HOOF's B, the width of the `hoof` vectors.
-pub fn video_frames_schema(hoof_bins: usize) -> SchemaRef {
-    schema(vec![
+/// What shapes the `video_frames` and `clips` tables of a store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// HOOF bins (B).
+    pub hoof_bins: usize,
+    /// The embedding size E of the model whose outputs the store holds
+    /// (`rhythm_probability`, `rhythm`, `visual_embedding`, `audio_embedding`);
+    /// `None`: a store without model columns.
+    pub embedding_dim: Option<usize>,
+}
+
+fn vector_field(name: &str, dim: usize, nullable: bool) -> Field {
+    Field::new(name, DataType::FixedSizeList(item(DataType::Float32), dim as i32), nullable)
+}
+
+pub fn video_frames_schema(layout: Layout) -> SchemaRef {
+    let mut fields = vec![
         input_field(),
         Field::new("frame", DataType::UInt32, false),
         Field::new("time_s", DataType::Float64, false),
-        Field::new("hoof", DataType::FixedSizeList(item(DataType::Float32), hoof_bins as i32), false),
+        vector_field("hoof", layout.hoof_bins, false),
         Field::new("motion_energy", DataType::Float32, false),
         Field::new("impact", DataType::Float32, false),
         Field::new("visual_beat", DataType::Boolean, false),
-    ])
+    ];
+    if layout.embedding_dim.is_some() {
+        fields.push(Field::new("rhythm_probability", DataType::Float32, true));
+        fields.push(Field::new("rhythm", DataType::Boolean, true));
+    }
+    schema(fields)
 }
 
-pub fn clips_schema() -> SchemaRef {
-    schema(vec![
+pub fn clips_schema(layout: Layout) -> SchemaRef {
+    let mut fields = clips_fields();
+    if let Some(dim) = layout.embedding_dim {
+        fields.push(vector_field("visual_embedding", dim, true));
+        fields.push(vector_field("audio_embedding", dim, true));
+    }
+    schema(fields)
+}
+
+fn clips_fields() -> Vec<Field> {
+    vec![
         input_field(),
         Field::new("clip", DataType::UInt32, false),
         Field::new("start_s", DataType::Float64, false),
@@ -89,7 +118,7 @@ pub fn clips_schema() -> SchemaRef {
         times_field("visual_beat_times"),
         Field::new("mean_motion", DataType::Float32, false),
         Field::new("beat_align_score", DataType::Float64, true),
-    ])
+    ]
 }
 
 fn inputs(input: &str, n: usize) -> ArrayRef {
@@ -131,35 +160,56 @@ pub fn audio_frames_batch(input: &str, rows: &[AudioFrameRow]) -> Result<RecordB
     )
 }
 
-pub fn video_frames_batch(input: &str, hoof_bins: usize, rows: &[VideoFrameRow]) -> Result<RecordBatch, ArrowError> {
-    let mut hoof = FixedSizeListBuilder::with_capacity(Float32Builder::new(), hoof_bins as i32, rows.len())
-        .with_field(item(DataType::Float32));
+pub fn video_frames_batch(input: &str, layout: Layout, rows: &[VideoFrameRow]) -> Result<RecordBatch, ArrowError> {
+    let mut hoof = vectors(layout.hoof_bins, rows.len());
     for row in rows {
-        if row.hoof.len() != hoof_bins {
-            return Err(ArrowError::InvalidArgumentError(format!(
-                "frame {} has {} HOOF bins, the table {hoof_bins}",
-                row.frame,
-                row.hoof.len()
-            )));
-        }
-        hoof.values().append_slice(&row.hoof);
-        hoof.append(true);
+        append_vector(&mut hoof, Some(&row.hoof), layout.hoof_bins, || format!("frame {}: HOOF", row.frame))?;
     }
-    RecordBatch::try_new(
-        video_frames_schema(hoof_bins),
-        vec![
-            inputs(input, rows.len()),
-            Arc::new(rows.iter().map(|r| r.frame).collect::<UInt32Array>()),
-            Arc::new(rows.iter().map(|r| r.time_s).collect::<Float64Array>()),
-            Arc::new(hoof.finish()),
-            Arc::new(rows.iter().map(|r| r.motion_energy).collect::<Float32Array>()),
-            Arc::new(rows.iter().map(|r| r.impact).collect::<Float32Array>()),
-            Arc::new(rows.iter().map(|r| Some(r.visual_beat)).collect::<BooleanArray>()),
-        ],
-    )
+    let mut columns: Vec<ArrayRef> = vec![
+        inputs(input, rows.len()),
+        Arc::new(rows.iter().map(|r| r.frame).collect::<UInt32Array>()),
+        Arc::new(rows.iter().map(|r| r.time_s).collect::<Float64Array>()),
+        Arc::new(hoof.finish()),
+        Arc::new(rows.iter().map(|r| r.motion_energy).collect::<Float32Array>()),
+        Arc::new(rows.iter().map(|r| r.impact).collect::<Float32Array>()),
+        Arc::new(rows.iter().map(|r| Some(r.visual_beat)).collect::<BooleanArray>()),
+    ];
+    if layout.embedding_dim.is_some() {
+        columns.push(Arc::new(rows.iter().map(|r| r.rhythm_probability).collect::<Float32Array>()));
+        columns.push(Arc::new(rows.iter().map(|r| r.rhythm).collect::<BooleanArray>()));
+    }
+    RecordBatch::try_new(video_frames_schema(layout), columns)
 }
 
-pub fn clips_batch(input: &str, rows: &[ClipRow]) -> Result<RecordBatch, ArrowError> {
+fn vectors(dim: usize, rows: usize) -> FixedSizeListBuilder<Float32Builder> {
+    FixedSizeListBuilder::with_capacity(Float32Builder::new(), dim as i32, rows).with_field(item(DataType::Float32))
+}
+
+/// Appends one vector of `dim` values, or a null.
+fn append_vector(
+    list: &mut FixedSizeListBuilder<Float32Builder>,
+    values: Option<&[f32]>,
+    dim: usize,
+    what: impl Fn() -> String,
+) -> Result<(), ArrowError> {
+    match values {
+        Some(values) if values.len() != dim => {
+            Err(ArrowError::InvalidArgumentError(format!("{} has {} values, the table {dim}", what(), values.len())))
+        }
+        Some(values) => {
+            list.values().append_slice(values);
+            list.append(true);
+            Ok(())
+        }
+        None => {
+            list.values().append_nulls(dim);
+            list.append(false);
+            Ok(())
+        }
+    }
+}
+
+pub fn clips_batch(input: &str, layout: Layout, rows: &[ClipRow]) -> Result<RecordBatch, ArrowError> {
     let times = |f: &dyn Fn(&ClipRow) -> &[f64]| -> ArrayRef {
         let mut list = ListBuilder::new(Float64Builder::new()).with_field(item(DataType::Float64));
         for row in rows {
@@ -168,21 +218,31 @@ pub fn clips_batch(input: &str, rows: &[ClipRow]) -> Result<RecordBatch, ArrowEr
         }
         Arc::new(list.finish())
     };
-    RecordBatch::try_new(
-        clips_schema(),
-        vec![
-            inputs(input, rows.len()),
-            Arc::new(rows.iter().map(|r| r.clip).collect::<UInt32Array>()),
-            Arc::new(rows.iter().map(|r| r.start_s).collect::<Float64Array>()),
-            Arc::new(rows.iter().map(|r| r.end_s).collect::<Float64Array>()),
-            Arc::new(rows.iter().map(|r| r.tempo_bpm).collect::<Float64Array>()),
-            times(&|r| &r.onset_times),
-            times(&|r| &r.beat_times),
-            times(&|r| &r.visual_beat_times),
-            Arc::new(rows.iter().map(|r| r.mean_motion).collect::<Float32Array>()),
-            Arc::new(rows.iter().map(|r| r.beat_align_score).collect::<Float64Array>()),
-        ],
-    )
+    let mut columns: Vec<ArrayRef> = vec![
+        inputs(input, rows.len()),
+        Arc::new(rows.iter().map(|r| r.clip).collect::<UInt32Array>()),
+        Arc::new(rows.iter().map(|r| r.start_s).collect::<Float64Array>()),
+        Arc::new(rows.iter().map(|r| r.end_s).collect::<Float64Array>()),
+        Arc::new(rows.iter().map(|r| r.tempo_bpm).collect::<Float64Array>()),
+        times(&|r| &r.onset_times),
+        times(&|r| &r.beat_times),
+        times(&|r| &r.visual_beat_times),
+        Arc::new(rows.iter().map(|r| r.mean_motion).collect::<Float32Array>()),
+        Arc::new(rows.iter().map(|r| r.beat_align_score).collect::<Float64Array>()),
+    ];
+    if let Some(dim) = layout.embedding_dim {
+        for (name, of) in [
+            ("visual", (|r: &ClipRow| r.visual_embedding.as_deref()) as fn(&ClipRow) -> Option<&[f32]>),
+            ("audio", |r: &ClipRow| r.audio_embedding.as_deref()),
+        ] {
+            let mut list = vectors(dim, rows.len());
+            for row in rows {
+                append_vector(&mut list, of(row), dim, || format!("clip {}: the {name} embedding", row.clip))?;
+            }
+            columns.push(Arc::new(list.finish()));
+        }
+    }
+    RecordBatch::try_new(clips_schema(layout), columns)
 }
 
 pub fn videos_schema() -> SchemaRef {
@@ -229,12 +289,20 @@ mod tests {
             motion_energy: 1.5,
             impact: 0.2,
             visual_beat: true,
+            rhythm_probability: None,
+            rhythm: None,
         }];
-        let batch = video_frames_batch("a.mp4", 3, &rows).unwrap();
+        let plain = Layout { hoof_bins: 3, embedding_dim: None };
+        let batch = video_frames_batch("a.mp4", plain, &rows).unwrap();
         assert_eq!(batch.num_rows(), 1);
         let hoof = batch.column_by_name("hoof").unwrap().as_fixed_size_list();
         assert_eq!(hoof.value(0).as_primitive::<Float32Type>().values().to_vec(), vec![0.5, 0.25, 0.25]);
-        assert!(video_frames_batch("a.mp4", 4, &rows).is_err());
+        assert!(batch.column_by_name("rhythm_probability").is_none());
+        assert!(video_frames_batch("a.mp4", Layout { hoof_bins: 4, ..plain }, &rows).is_err());
+        let with_model = Layout { hoof_bins: 3, embedding_dim: Some(2) };
+        let batch = video_frames_batch("a.mp4", with_model, &rows).unwrap();
+        assert!(batch.column_by_name("rhythm_probability").unwrap().is_null(0));
+        assert!(batch.column_by_name("rhythm").unwrap().is_null(0));
 
         let clip = ClipRow {
             clip: 0,
@@ -246,10 +314,19 @@ mod tests {
             visual_beat_times: vec![],
             mean_motion: 0.5,
             beat_align_score: None,
+            visual_embedding: Some(vec![0.6, 0.8]),
+            audio_embedding: None,
         };
-        let batch = clips_batch("a.mp4", &[clip]).unwrap();
+        let batch = clips_batch("a.mp4", plain, std::slice::from_ref(&clip)).unwrap();
         assert_eq!(batch.column_by_name("onset_times").unwrap().as_list::<i32>().value(0).len(), 2);
         assert!(batch.column_by_name("beat_align_score").unwrap().is_null(0));
+        assert!(batch.column_by_name("visual_embedding").is_none());
+        let batch = clips_batch("a.mp4", with_model, std::slice::from_ref(&clip)).unwrap();
+        let visual = batch.column_by_name("visual_embedding").unwrap().as_fixed_size_list();
+        assert_eq!(visual.value(0).as_primitive::<Float32Type>().values().to_vec(), vec![0.6, 0.8]);
+        assert!(batch.column_by_name("audio_embedding").unwrap().is_null(0));
+        let wrong = ClipRow { audio_embedding: Some(vec![1.0]), ..clip };
+        assert!(clips_batch("a.mp4", with_model, &[wrong]).is_err());
         let media = media_batch("bad.mp4", &[MediaRow { status: "error".into(), ..Default::default() }]).unwrap();
         assert_eq!(media.schema().metadata()["mudar.schema_version"], crate::SCHEMA_VERSION.to_string());
     }

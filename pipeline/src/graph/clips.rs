@@ -151,6 +151,8 @@ pub fn clip_row(index: u32, clip: &Clip<VideoFrameRow>, params: &ClipParams) -> 
         beat_times,
         visual_beat_times,
         mean_motion,
+        visual_embedding: None,
+        audio_embedding: None,
     })
 }
 

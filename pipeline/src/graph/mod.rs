@@ -61,6 +61,22 @@ pub enum Event {
     Closed(Option<Failure>),
 }
 
+/// What a trained MuDaR says about a clip: the store sink writes it into the
+/// clip's `clips` row and the `video_frames` rows of its frames.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelOutput {
+    /// The clip's index and start, as in its `clips` row.
+    pub clip: u32,
+    pub start_s: f64,
+    /// Media time of each frame the model saw, seconds.
+    pub frame_times: Vec<f64>,
+    /// Visual-rhythm probability and decision per frame.
+    pub rhythm_probability: Vec<f32>,
+    pub rhythm: Vec<bool>,
+    pub visual_embedding: Vec<f32>,
+    pub audio_embedding: Vec<f32>,
+}
+
 /// What the stages give the store sink.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Record {
@@ -68,6 +84,8 @@ pub enum Record {
     Audio(AudioFrameRow),
     Video(VideoFrameRow),
     Clip(ClipRow),
+    /// A trained model's view of one clip (`mudar extract --model`).
+    Model(ModelOutput),
     /// A stage could not process the stream (the input is reported failed).
     Failed(Failure),
     Closed(Option<Failure>),

@@ -222,6 +222,9 @@ impl<'scope> MotionFeatures<'scope> for Stream<'scope, u64, Vec<(StreamId, FlowI
                                 motion_energy: frame.motion_energy,
                                 impact: frame.impact,
                                 visual_beat: frame.visual_beat,
+                                // The model stage's, joined in the store sink.
+                                rhythm_probability: None,
+                                rhythm: None,
                             };
                             session.give((id, Record::Video(row)));
                         }

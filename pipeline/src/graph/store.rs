@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use mudar_schemas::tables::{self, AUDIO_FRAMES, CLIPS, MEDIA, VIDEO_FRAMES};
+use mudar_schemas::tables::{self, AUDIO_FRAMES, CLIPS, Layout, MEDIA, VIDEO_FRAMES};
 use mudar_schemas::{AudioFrameRow, ClipRow, MediaRow, VideoFrameRow};
 use mudar_sinks::store::{StoreError, StoreWriter};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::operator::Operator;
 
 use super::views::Fact;
-use super::{Failure, Opened, Record, StreamId, stream_of};
+use super::{Failure, ModelOutput, Opened, Record, StreamId, stream_of};
 
 /// Rows buffered per table before they go to the store as one record batch.
 const BATCH_ROWS: usize = 4096;
@@ -61,6 +61,7 @@ struct Pending {
     audio: Vec<AudioFrameRow>,
     video: Vec<VideoFrameRow>,
     clips: Vec<ClipRow>,
+    model: Vec<ModelOutput>,
     media: MediaRow,
     failures: Vec<Failure>,
     clip_facts: Vec<Fact>,
@@ -71,11 +72,13 @@ pub trait WriteStore<'scope> {
     /// Writes every stream's rows into `store` and commits the stream once
     /// the frontier has passed its `Closed` record; reports committed inputs.
     /// A store error stops writing and is left in `error` for the driver.
+    /// With model columns in `layout`, a stream's `video_frames` and `clips`
+    /// rows wait for its end, to be written with the model's outputs.
     fn write_store(
         self,
         store: Rc<RefCell<StoreWriter>>,
         tables: Tables,
-        hoof_bins: usize,
+        layout: Layout,
         error: Rc<RefCell<Option<SinkError>>>,
     ) -> Stream<'scope, u64, Vec<InputReport>>;
 }
@@ -85,7 +88,7 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
         self,
         store: Rc<RefCell<StoreWriter>>,
         tables: Tables,
-        hoof_bins: usize,
+        layout: Layout,
         error: Rc<RefCell<Option<SinkError>>>,
     ) -> Stream<'scope, u64, Vec<InputReport>> {
         let mut streams: HashMap<StreamId, Pending> = HashMap::new();
@@ -108,6 +111,7 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
                                 pending.clip_facts.push(Fact::clip(&row));
                                 pending.clips.push(row);
                             }
+                            Record::Model(output) => pending.model.push(output),
                             Record::Failed(failure) => pending.failures.push(failure),
                             Record::Closed(failure) => {
                                 pending.closed = Some((time.retain_least(0).expect("output 0"), failure));
@@ -125,7 +129,7 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
                     let mut done = Vec::new();
                     for (&id, pending) in streams.iter_mut() {
                         let complete = pending.closed.as_ref().is_some_and(|(cap, _)| !frontier.less_equal(cap.time()));
-                        write_rows(&mut store, pending, tables, hoof_bins, complete)?;
+                        write_rows(&mut store, pending, tables, layout, complete)?;
                         if complete {
                             done.push(id);
                         }
@@ -152,11 +156,16 @@ fn write_rows(
     store: &mut StoreWriter,
     pending: &mut Pending,
     tables: Tables,
-    hoof_bins: usize,
+    layout: Layout,
     complete: bool,
 ) -> Result<(), SinkError> {
     let Some(input) = pending.opened.as_ref().map(|o| o.input.clone()) else { return Ok(()) };
     let due = |n: usize| n > 0 && (complete || n >= BATCH_ROWS);
+    let with_model = layout.embedding_dim.is_some();
+    if with_model && complete {
+        annotate(pending);
+    }
+    let due_annotated = |n: usize| if with_model { complete && n > 0 } else { due(n) };
     if due(pending.audio.len()) {
         pending.media.audio_frames += pending.audio.len() as u64;
         let rows = std::mem::take(&mut pending.audio);
@@ -164,21 +173,47 @@ fn write_rows(
             store.write(AUDIO_FRAMES, &input, &tables::audio_frames_batch(&input, &rows)?)?;
         }
     }
-    if due(pending.video.len()) {
+    if due_annotated(pending.video.len()) {
         pending.media.video_frames += pending.video.len() as u64;
         let rows = std::mem::take(&mut pending.video);
         if tables.video_frames {
-            store.write(VIDEO_FRAMES, &input, &tables::video_frames_batch(&input, hoof_bins, &rows)?)?;
+            store.write(VIDEO_FRAMES, &input, &tables::video_frames_batch(&input, layout, &rows)?)?;
         }
     }
-    if due(pending.clips.len()) {
+    if due_annotated(pending.clips.len()) {
         pending.media.clips += pending.clips.len() as u64;
         let rows = std::mem::take(&mut pending.clips);
         if tables.clips {
-            store.write(CLIPS, &input, &tables::clips_batch(&input, &rows)?)?;
+            store.write(CLIPS, &input, &tables::clips_batch(&input, layout, &rows)?)?;
         }
     }
     Ok(())
+}
+
+/// Puts the model's outputs into the stream's rows: each clip's embeddings
+/// into its `clips` row, each frame's probability and decision into its
+/// `video_frames` row (matched by time; where clips overlap, the later one's).
+fn annotate(pending: &mut Pending) {
+    let key = |time_s: f64| (time_s * 1e6).round() as i64;
+    let mut frames = HashMap::new();
+    for output in &pending.model {
+        for (i, &time_s) in output.frame_times.iter().enumerate() {
+            frames.insert(key(time_s), (output.rhythm_probability[i], output.rhythm[i]));
+        }
+    }
+    for row in &mut pending.video {
+        if let Some(&(probability, rhythm)) = frames.get(&key(row.time_s)) {
+            row.rhythm_probability = Some(probability);
+            row.rhythm = Some(rhythm);
+        }
+    }
+    for row in &mut pending.clips {
+        let output = pending.model.iter().find(|o| o.clip == row.clip && (o.start_s - row.start_s).abs() < 1e-6);
+        if let Some(output) = output {
+            row.visual_embedding = Some(output.visual_embedding.clone());
+            row.audio_embedding = Some(output.audio_embedding.clone());
+        }
+    }
 }
 
 /// Writes the input's `media` row and commits it.

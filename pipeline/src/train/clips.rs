@@ -67,6 +67,25 @@ pub struct TrainingClip {
     pub envelope: Vec<f32>,
     /// The model-free visual beats on the T frames (the baseline a trained model must beat).
     pub visual_beats: Vec<bool>,
+    /// Media time of each of the T frames, seconds.
+    pub frame_times: Vec<f64>,
+}
+
+impl TrainingClip {
+    /// The clip as [`CachedClip`]'s tensors, by name.
+    fn tensors(&self) -> [(&'static str, Tensor); 6] {
+        let t = self.onsets.len() as i64;
+        let s = self.meta.frame_size as i64;
+        let as_floats = |flags: &[bool]| flags.iter().map(|&f| if f { 1f32 } else { 0.0 }).collect::<Vec<f32>>();
+        [
+            ("frames", Tensor::from_slice(&self.frames).view([t, s, s, 3])),
+            ("hoof", Tensor::from_slice(&self.hoof).view([t, -1])),
+            ("audio", Tensor::from_slice(&self.audio).view([-1, self.audio_features as i64])),
+            ("onsets", Tensor::from_slice(&as_floats(&self.onsets))),
+            ("visual_beats", Tensor::from_slice(&as_floats(&self.visual_beats))),
+            ("envelope", Tensor::from_slice(&self.envelope)),
+        ]
+    }
 }
 
 /// A decoded frame waiting for, or joined with, its HOOF row.
@@ -286,6 +305,7 @@ fn training_clip(
         onsets: onset_flags(&onset_times, params.fps, params.frames),
         envelope: envelope_at_frames(&music.onset_envelope, audio_rate, params.fps, params.frames),
         visual_beats: frames.iter().map(|f| f.visual_beat).collect(),
+        frame_times: frames.iter().map(|f| f.pts.as_secs_f64()).collect(),
     })
 }
 
@@ -298,17 +318,7 @@ pub fn cache_path(dir: &Path, stream: StreamId, clip: u32) -> PathBuf {
 
 pub fn write_clip(stem: &Path, clip: &TrainingClip) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("{}: cannot write the clip cache: {e}", stem.display());
-    let t = clip.onsets.len() as i64;
-    let s = clip.meta.frame_size as i64;
-    let as_floats = |flags: &[bool]| flags.iter().map(|&f| if f { 1f32 } else { 0.0 }).collect::<Vec<f32>>();
-    let tensors = [
-        ("frames", Tensor::from_slice(&clip.frames).view([t, s, s, 3])),
-        ("hoof", Tensor::from_slice(&clip.hoof).view([t, -1])),
-        ("audio", Tensor::from_slice(&clip.audio).view([-1, clip.audio_features as i64])),
-        ("onsets", Tensor::from_slice(&as_floats(&clip.onsets))),
-        ("visual_beats", Tensor::from_slice(&as_floats(&clip.visual_beats))),
-        ("envelope", Tensor::from_slice(&clip.envelope)),
-    ];
+    let tensors = clip.tensors();
     let tensor_file = stem.with_extension("safetensors");
     Tensor::write_safetensors(&tensors, &tensor_file).map_err(|e| fail(&e))?;
     let json = serde_json::to_string(&clip.meta).expect("serialisable");
@@ -331,6 +341,26 @@ pub struct CachedClip {
 }
 
 impl CachedClip {
+    /// A clip straight from the graph, as it would read back from the cache.
+    pub fn from_training(clip: &TrainingClip) -> CachedClip {
+        let tensors: HashMap<&str, Tensor> = clip.tensors().into_iter().collect();
+        CachedClip::from_tensors(clip.meta.clone(), |name| tensors.get(name).map(Tensor::shallow_clone))
+            .expect("every tensor is there")
+    }
+
+    fn from_tensors(meta: ClipMeta, take: impl Fn(&str) -> Option<Tensor>) -> Result<CachedClip, String> {
+        let take = |name: &str| take(name).ok_or_else(|| format!("no {name}"));
+        Ok(CachedClip {
+            meta,
+            frames: take("frames")?.to_kind(Kind::Uint8),
+            hoof: take("hoof")?,
+            audio: take("audio")?,
+            onsets: take("onsets")?,
+            envelope: take("envelope")?,
+            visual_beats: take("visual_beats")?,
+        })
+    }
+
     /// Onset flags as booleans (for Eq. 16).
     pub fn onset_flags(&self) -> Vec<bool> {
         flags(&self.onsets)
@@ -378,17 +408,7 @@ pub fn read_cache(dir: &Path) -> Result<Vec<CachedClip>, String> {
                 .map_err(|e| fail(&e))?
                 .into_iter()
                 .collect();
-            let take =
-                |name: &str| tensors.get(name).map(|t| t.shallow_clone()).ok_or_else(|| fail(&format!("no {name}")));
-            Ok(CachedClip {
-                meta,
-                frames: take("frames")?.to_kind(Kind::Uint8),
-                hoof: take("hoof")?,
-                audio: take("audio")?,
-                onsets: take("onsets")?,
-                envelope: take("envelope")?,
-                visual_beats: take("visual_beats")?,
-            })
+            CachedClip::from_tensors(meta, |name| tensors.get(name).map(Tensor::shallow_clone)).map_err(|e| fail(&e))
         })
         .collect()
 }

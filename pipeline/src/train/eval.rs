@@ -11,15 +11,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mudar_operators::metrics::EventMatches;
-use mudar_operators::model::{ModelConfig, MuDaR, SamplingParams, checkpoint};
+use mudar_operators::model::MuDaR;
 use mudar_operators::motion::HoofParams;
 use mudar_operators::rhythm::RhythmParams;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use tch::{Device, Kind, Tensor, nn};
+use tch::Device;
 
 use super::clips::{CachedClip, read_cache};
+use super::trained::{TrainedModel, model_inputs};
 use super::{TrainPlan, TrainProgress, build_cache, cache_is_complete, source_for};
 use crate::clip::ClipRule;
 use crate::extract::FlowChoice;
@@ -84,12 +85,9 @@ pub fn evaluate(
     config: timely::Config,
     progress: Arc<dyn Fn(TrainProgress<'_>) + Send + Sync>,
 ) -> Result<RhythmEvaluation, String> {
-    let (folder, info) = checkpoint::read_info(&plan.checkpoint)?;
-    let model_config: ModelConfig = serde_json::from_value(info.config["model"].clone())
-        .map_err(|e| format!("{}: the checkpoint has no model configuration: {e}", plan.checkpoint.display()))?;
-    let sampling: SamplingParams = serde_json::from_value(info.config["sampling"].clone()).unwrap_or_default();
-    let seconds = model_config.frames as f64 / model_config.fps;
-    let length = std::time::Duration::from_secs_f64(seconds);
+    let trained = TrainedModel::load(&plan.checkpoint, plan.device)?;
+    let model_config = trained.config().clone();
+    let length = trained.clip_length();
     let rhythm = RhythmParams::default();
     let train_plan = TrainPlan {
         inputs: plan.inputs.clone(),
@@ -99,13 +97,13 @@ pub fn evaluate(
         hoof: HoofParams { bins: model_config.hoof_bins as usize, ..HoofParams::default() },
         flow: plan.flow.clone(),
         clip_rule: ClipRule::Windows { length, stride: length },
-        model: model_config.clone(),
-        sampling,
+        model: model_config,
+        sampling: trained.sampling,
         adam: Default::default(),
         batch: 1,
         epochs: 0,
         max_steps: None,
-        seed: info.seed,
+        seed: trained.info.seed,
         checkpoint_every: 1,
         resume: false,
         device: plan.device,
@@ -129,26 +127,17 @@ pub fn evaluate(
         return Err("no clip of the inputs can be evaluated (see the skipped inputs above)".into());
     }
 
-    let mut vs = nn::VarStore::new(plan.device);
-    let model = MuDaR::new(&vs.root(), &model_config)?;
-    checkpoint::load(&folder, &info, &mut vs, None)?;
-    Ok(score(&model, &clips, plan.tolerance_frames, plan.device))
+    Ok(score(&trained.model, &clips, plan.tolerance_frames, plan.device))
 }
 
 /// Scores `model` on `clips`, a few at a time.
 pub fn score(model: &MuDaR, clips: &[CachedClip], tolerance: i64, device: Device) -> RhythmEvaluation {
     let frames_per_clip = model.config().frames as usize;
-    let audio_frames = model.config().audio_frames;
     let (mut with_audio, mut without_audio) = (EventMatches::default(), EventMatches::default());
     let (mut visual, mut chance) = (EventMatches::default(), EventMatches::default());
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     for group in clips.chunks(8) {
-        let stack = |f: &dyn Fn(&CachedClip) -> Tensor| {
-            Tensor::stack(&group.iter().map(f).collect::<Vec<_>>(), 0).to_device(device)
-        };
-        let frames = stack(&|c| c.frames.shallow_clone()).permute([0, 1, 4, 2, 3]).to_kind(Kind::Float) / 255.0;
-        let hoof = stack(&|c| c.hoof.shallow_clone());
-        let audio = stack(&|c| c.audio.narrow(0, c.meta.audio_offset as i64, audio_frames));
+        let (frames, hoof, audio) = model_inputs(&group.iter().collect::<Vec<_>>(), model.config(), device);
         let heard = model.infer(&frames, &hoof, Some(&audio));
         let unheard = model.infer(&frames, &hoof, None);
         for (i, clip) in group.iter().enumerate() {

@@ -19,6 +19,8 @@
 
 pub mod clips;
 pub mod eval;
+pub mod infer;
+pub mod trained;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -221,17 +223,13 @@ pub(crate) fn build_cache(
     let (index, peers) = (worker.index(), worker.peers());
     std::fs::create_dir_all(cache).map_err(|e| format!("{}: cannot create the clip cache: {e}", cache.display()))?;
     let fps = plan.model.fps;
-    let spec = plan.rhythm.spectrogram;
-    // Whole hops of audio covering the largest shift, so shifted windows stay on the clip's frame grid.
-    let margin_s = plan.sampling.max_shift as f64 / fps;
-    let margin_hops = (margin_s * spec.sr as f64 / spec.hop_length as f64).ceil();
     let params = TrainingClipParams {
         rule: plan.clip_rule,
         rhythm: plan.rhythm,
         fps,
         frames: plan.model.frames as usize,
         audio_frames: plan.model.audio_frames as usize,
-        margin: Duration::from_secs_f64(margin_hops * spec.hop_length as f64 / spec.sr as f64),
+        margin: audio_margin(&plan.sampling, fps, &plan.rhythm),
         hoof_bins: plan.hoof.bins,
     };
     let backend = Rc::new(plan.flow.worker_backend(plan.workers_per_process)?);
@@ -286,6 +284,17 @@ pub(crate) fn build_cache(
             .map_err(|e| format!("{}: cannot mark the clip cache complete: {e}", cache.display()))?;
     }
     Ok(())
+}
+
+/// The audio cached on either side of a clip: whole hops covering the
+/// largest AVTS shift, so shifted windows stay on the clip's frame grid.
+/// Inference takes the same, so the model's audio input is computed over the
+/// same stretch of music as in training.
+pub fn audio_margin(sampling: &SamplingParams, fps: f64, rhythm: &RhythmParams) -> Duration {
+    let spec = rhythm.spectrogram;
+    let margin_s = sampling.max_shift as f64 / fps;
+    let margin_hops = (margin_s * spec.sr as f64 / spec.hop_length as f64).ceil();
+    Duration::from_secs_f64(margin_hops * spec.hop_length as f64 / spec.sr as f64)
 }
 
 // ---------------------------------------------------------------------------

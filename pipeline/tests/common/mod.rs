@@ -146,3 +146,17 @@ pub fn rms(samples: &[f32]) -> f64 {
 pub fn close(a: [u8; 3], b: [u8; 3], tolerance: i32) -> bool {
     a.iter().zip(b).all(|(&x, y)| (x as i32 - y as i32).abs() <= tolerance)
 }
+
+pub fn python() -> PathBuf {
+    std::env::var_os("MUDAR_PYTHON")
+        .map_or(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"), Into::into)
+}
+
+/// Every table's rows, read by pyarrow (checked against DuckDB and polars).
+pub fn read_store(store: &Path) -> serde_json::Value {
+    let out = store.with_extension("json");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_store.py");
+    let run = std::process::Command::new(python()).arg(script).arg(store).arg(&out).output().expect("python runs");
+    assert!(run.status.success(), "read_store.py failed: {}", String::from_utf8_lossy(&run.stderr));
+    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+}

@@ -10,9 +10,10 @@ use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar};
 use mudar_operators::motion::HoofParams;
 use mudar_operators::rhythm::{RhythmParams, SpectrogramParams};
-use mudar_pipeline::extract::{self, Plan};
+use mudar_pipeline::extract::{self, ModelChoice, Plan};
 use mudar_pipeline::graph::Progress;
 use mudar_pipeline::graph::store::{InputReport, Tables};
+use mudar_pipeline::train::trained::TrainedModel;
 use mudar_pipeline::{AudioOutput, ClipRule, Resize, SourceConfig, VideoOutput};
 use serde_json::json;
 
@@ -53,19 +54,27 @@ pub struct Args {
     #[command(flatten)]
     cluster: ClusterArgs,
     /// Clips: whole, paper (8 s around the middle), centered:SECONDS, windows:LENGTH:STRIDE.
-    #[arg(long, default_value = "paper")]
-    clip: ClipRule,
-    /// Video frame rate and square frame side the video is decoded at.
-    #[arg(long, default_value_t = 8)]
-    fps: u32,
-    #[arg(long, default_value_t = 256)]
-    size: u32,
+    /// Default: paper; with --model, back-to-back windows of the model's clip length.
+    #[arg(long)]
+    clip: Option<ClipRule>,
+    /// Video frame rate and square frame side the video is decoded at (default 8 and 256; with
+    /// --model, the model's).
+    #[arg(long)]
+    fps: Option<u32>,
+    #[arg(long)]
+    size: Option<u32>,
     /// Audio sample rate.
     #[arg(long, default_value_t = 16_000)]
     sr: u32,
-    /// HOOF orientation bins (B).
-    #[arg(long, default_value_t = HoofParams::default().bins)]
-    bins: usize,
+    /// HOOF orientation bins (B; default 8, with --model the model's).
+    #[arg(long)]
+    bins: Option<usize>,
+    /// A trained MuDaR (a run folder, checkpoint folder or checkpoint JSON of `mudar train`):
+    /// adds its visual-rhythm probability and decision to video_frames (frames inside clips)
+    /// and its visual and audio embeddings to clips. Frames are decoded at the model's size
+    /// and rate, and clips cut at its clip length. Runs on --device.
+    #[arg(long, value_name = "CHECKPOINT")]
+    model: Option<PathBuf>,
     /// HOOF with Chaudhry's horizontal symmetry.
     #[arg(long)]
     symmetric: bool,
@@ -94,6 +103,49 @@ pub struct Args {
     backend: BackendArgs,
     #[arg(long, action = clap::ArgAction::Help, help = "Print help")]
     help: Option<bool>,
+}
+
+/// How inputs are decoded and cut: the options, or a model's needs.
+struct Decoding {
+    fps: u32,
+    size: u32,
+    bins: usize,
+    clip: ClipRule,
+}
+
+impl Decoding {
+    fn for_model(args: &Args, model: Option<&TrainedModel>) -> anyhow::Result<Decoding> {
+        let Some(model) = model else {
+            return Ok(Decoding {
+                fps: args.fps.unwrap_or(8),
+                size: args.size.unwrap_or(256),
+                bins: args.bins.unwrap_or(HoofParams::default().bins),
+                clip: args.clip.unwrap_or(ClipRule::PAPER),
+            });
+        };
+        let config = model.config();
+        let length = model.clip_length();
+        let needs = |what: &str, given: Option<u64>, wanted: u64| match given {
+            Some(given) if given != wanted => {
+                anyhow::bail!("--{what} {given}: the model was trained with {wanted}; leave it out with --model")
+            }
+            _ => Ok(wanted),
+        };
+        let fps = needs("fps", args.fps.map(u64::from), config.fps.round() as u64)? as u32;
+        let size = needs("size", args.size.map(u64::from), config.frame_size as u64)? as u32;
+        let bins = needs("bins", args.bins.map(|b| b as u64), config.hoof_bins as u64)? as usize;
+        let clip = args.clip.unwrap_or(ClipRule::Windows { length, stride: length });
+        let clip_length = match clip {
+            ClipRule::Windows { length, .. } | ClipRule::Centered { length } => Some(length),
+            ClipRule::Whole => None,
+        };
+        anyhow::ensure!(
+            clip_length == Some(length),
+            "--clip {clip:?}: the model sees clips of {:.3} s; use windows:{0}:STRIDE or centered:{0}",
+            length.as_secs_f64()
+        );
+        Ok(Decoding { fps, size, bins, clip })
+    }
 }
 
 /// Video extensions looked for in folders.
@@ -202,14 +254,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let inputs = expand_inputs(&args.inputs)?;
     let spectrogram = SpectrogramParams { sr: args.sr, ..SpectrogramParams::default() };
     spectrogram.validate()?;
-    anyhow::ensure!(args.fps > 0 && args.size >= 8, "--fps must be positive and --size at least 8");
+    let model = match &args.model {
+        Some(path) => Some(ModelChoice::load(path, args.backend.device()?).map_err(|e| anyhow::anyhow!(e))?),
+        None => None,
+    };
+    let decoding = Decoding::for_model(&args, model.as_ref().map(|(_, trained)| trained))?;
+    anyhow::ensure!(decoding.fps > 0 && decoding.size >= 8, "--fps must be positive and --size at least 8");
     anyhow::ensure!(
-        args.bins > 0 && args.batch > 0 && args.max_open > 0,
+        decoding.bins > 0 && args.batch > 0 && args.max_open > 0,
         "--bins, --batch, --max-open must be positive"
     );
     let source = SourceConfig {
         audio: Some(AudioOutput { sample_rate: args.sr }),
-        video: Some(VideoOutput { width: args.size, height: args.size, fps: args.fps, resize: Resize::Stretch }),
+        video: Some(VideoOutput {
+            width: decoding.size,
+            height: decoding.size,
+            fps: decoding.fps,
+            resize: Resize::Stretch,
+        }),
         ..SourceConfig::default()
     };
     let plan = Plan {
@@ -218,8 +280,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         store: args.out.clone(),
         source,
         rhythm: RhythmParams { spectrogram, ..RhythmParams::default() },
-        hoof: HoofParams { bins: args.bins, symmetric: args.symmetric, ..Default::default() },
-        clip_rule: args.clip,
+        hoof: HoofParams { bins: decoding.bins, symmetric: args.symmetric, ..Default::default() },
+        clip_rule: decoding.clip,
         beat_align_sigma_s: args.beat_align_sigma,
         flow: args.backend.choice()?,
         batch: args.batch,
@@ -229,6 +291,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         workers_per_process: args.cluster.workers,
         target_file_bytes: args.file_size_mb << 20,
         row_group_rows: args.row_group_rows.max(1),
+        model: model.map(|(choice, _)| choice),
     };
     let config = plan.config_json();
 
