@@ -149,7 +149,7 @@ fn blocks_match_pytorch() {
         .chunks(6)
         .map(|tags| tags.iter().enumerate().filter(|(_, t)| **t == 1.0).map(|(i, _)| i).collect())
         .collect();
-    assert_eq!(estimator.decide(&emissions), expected, "Viterbi path vs the best of all paths");
+    assert_eq!(estimator.decide(&emissions, 0.5), expected, "Viterbi path vs the best of all paths");
     loss.backward();
     reference.check_gradients(&vs, &[("hoof", &hoof), ("injected", &injected)], "BiLSTM-CRF");
 }
@@ -183,7 +183,7 @@ fn every_head_runs_with_and_without_audio() {
         untrained.sort();
         assert!(untrained.is_empty(), "{head:?}: no gradient reaches {untrained:?}");
         for (with_audio, audio) in [(true, Some(&batch.audio)), (false, None)] {
-            let out = model.infer(&batch.frames, &batch.hoof, audio);
+            let out = model.infer(&batch.frames, &batch.hoof, audio, &Default::default());
             assert_eq!(out.visual_embedding.size(), [4, config.embedding_dim]);
             assert_eq!(out.audio_embedding.is_some(), with_audio);
             assert_eq!(out.rhythm_probability.size(), [4, config.frames], "{head:?}");

@@ -170,6 +170,19 @@ fn trains_stops_resumes_and_shares_batches() {
         assert!(error < 1e-5, "{name}: resumed weights differ by {error}");
     }
 
+    // Mixed precision's loss scaling (2^16, a power of two: exact in float32)
+    // changes no loss and no weight; float16 autocast itself only acts on CUDA.
+    let scaled = dir.path().join("scaled");
+    copy_cache(&whole, &scaled);
+    ok(train(&videos, &scaled, &["--steps", "6", "--checkpoint-every", "100", "--precision", "mixed"]));
+    for (a, b) in reference.iter().zip(&losses(&scaled)) {
+        assert!((a.1 - b.1).abs() <= 1e-6 * a.1.abs(), "step {}: loss {} in fp32, {} scaled", a.0, a.1, b.1);
+    }
+    for (name, w) in weights(&scaled) {
+        let error = (&w - &w_whole[&name]).abs().max().double_value(&[]);
+        assert!(error < 1e-6, "{name}: loss-scaled weights differ by {error}");
+    }
+
     // Two workers, two clips each of the global batch of four: identical
     // weights on both; every step's loss and averaged gradient norm equal to
     // one worker's up to float rounding (the batch is summed in another
@@ -233,7 +246,7 @@ fn extracts_with_the_model(videos: &Path, run: &Path, dir: &Path) {
     let cached = read_cache(&run.join("cache")).unwrap();
     assert_eq!(cached.len(), 6);
     let (frames_in, hoof, audio) = model_inputs(&cached.iter().collect::<Vec<_>>(), trained.config(), tch::Device::Cpu);
-    let inference = trained.model.infer(&frames_in, &hoof, Some(&audio));
+    let inference = trained.infer(&frames_in, &hoof, Some(&audio));
     let fps = trained.config().fps;
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
     for (i, clip) in cached.iter().enumerate() {

@@ -2,6 +2,7 @@
 //! full model's focal-loss classifier, and the BCE, regression and
 //! BiLSTM-CRF ablations.
 
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor, nn, nn::RNN};
 
 use super::config::{ModelConfig, RhythmHead};
@@ -17,6 +18,22 @@ pub struct RhythmTargets {
     /// The onset envelope at the frames, scaled to [0, 1] per clip: [B, T]
     /// (the regression ablation's target).
     pub envelope: Tensor,
+}
+
+/// The probability at which the classifier heads call a frame visual rhythm,
+/// with and without the music. Focal and class weights move the probabilities
+/// away from calibration, so training fits these on its own clips (the
+/// F-measure's best) rather than taking 0.5.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionThresholds {
+    pub with_audio: f64,
+    pub without_audio: f64,
+}
+
+impl Default for DecisionThresholds {
+    fn default() -> Self {
+        DecisionThresholds { with_audio: 0.5, without_audio: 0.5 }
+    }
 }
 
 /// First-order difference along time, `x_t − x_{t−1}`, with 0 at t = 0, for
@@ -124,10 +141,10 @@ impl RhythmEstimator {
         }
     }
 
-    /// The frames each clip's head calls visual rhythm: p ≥ 0.5 for the
-    /// classifiers, the peaks of the output (the video's visual-beat peak
+    /// The frames each clip's head calls visual rhythm: p ≥ `threshold` for
+    /// the classifiers, the peaks of the output (the video's visual-beat peak
     /// picking) for the regression, the Viterbi path for the CRF.
-    pub fn decide(&self, scores: &Tensor) -> Vec<Vec<usize>> {
+    pub fn decide(&self, scores: &Tensor, threshold: f64) -> Vec<Vec<usize>> {
         match (&self.head, self.kind) {
             (Head::BiLstmCrf { crf, .. }, _) => crf.decode(scores),
             (_, RhythmHead::Regression) => rows(&scores.sigmoid())
@@ -136,7 +153,7 @@ impl RhythmEstimator {
                 .collect(),
             _ => rows(&scores.sigmoid())
                 .iter()
-                .map(|p| p.iter().enumerate().filter(|(_, p)| **p >= 0.5).map(|(t, _)| t).collect())
+                .map(|p| p.iter().enumerate().filter(|(_, p)| f64::from(**p) >= threshold).map(|(t, _)| t).collect())
                 .collect(),
         }
     }

@@ -26,7 +26,7 @@ pub mod sampling;
 pub mod targets;
 
 pub use config::{ModelConfig, RhythmHead};
-pub use estimator::RhythmTargets;
+pub use estimator::{DecisionThresholds, RhythmTargets};
 pub use losses::{focal_loss, joint_loss, triplet_loss};
 pub use sampling::{PretextTask, SamplingParams};
 
@@ -161,8 +161,15 @@ impl MuDaR {
     }
 
     /// Embeddings and visual rhythm of clips, without autograd; `audio`
-    /// [B, T_a, F] is optional (the injector then uses the tiled projection).
-    pub fn infer(&self, frames: &Tensor, hoof: &Tensor, audio: Option<&Tensor>) -> Inference {
+    /// [B, T_a, F] is optional (the injector then uses the tiled projection,
+    /// and the classifier heads the threshold without audio).
+    pub fn infer(
+        &self,
+        frames: &Tensor,
+        hoof: &Tensor,
+        audio: Option<&Tensor>,
+        thresholds: &DecisionThresholds,
+    ) -> Inference {
         tch::no_grad(|| {
             let visual = self.visual(frames, false);
             let audio = audio.map(|a| self.audio(a, false));
@@ -170,7 +177,13 @@ impl MuDaR {
             let scores = self.rhythm_scores(&visual, hoof, audio.as_ref(), without_audio);
             Inference {
                 rhythm_probability: self.estimator.probabilities(&scores),
-                rhythm_frames: self.estimator.decide(&scores),
+                rhythm_frames: self.estimator.decide(
+                    &scores,
+                    match audio {
+                        Some(_) => thresholds.with_audio,
+                        None => thresholds.without_audio,
+                    },
+                ),
                 visual_embedding: visual.embedding,
                 audio_embedding: audio.map(|a| a.embedding),
             }

@@ -148,6 +148,12 @@ impl Adam {
         norm
     }
 
+    /// A step that changes nothing but the step count: the overflowed step of
+    /// mixed precision, skipped so the schedule stays on the data's steps.
+    pub fn skip(&mut self) {
+        self.step += 1;
+    }
+
     /// The moments as named tensors (`adam.m.NAME`, `adam.v.NAME`), for a checkpoint.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         self.slots
@@ -175,9 +181,68 @@ impl Adam {
     }
 }
 
+/// Dynamic loss scaling for float16 mixed precision (Micikevicius et al.
+/// 2018; PyTorch's `GradScaler`): the loss is multiplied by `scale` before
+/// backward so that small gradients survive float16, and the gradient is
+/// divided back before the step. A gradient that overflowed skips its step
+/// and halves the scale; `growth_interval` good steps in a row double it.
+/// Powers of two, so scaling and unscaling are exact in float32.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossScale {
+    pub scale: f64,
+    pub good_steps: u64,
+    pub growth_interval: u64,
+}
+
+impl LossScale {
+    /// PyTorch's defaults: 2^16, doubling after 2000 good steps.
+    pub fn new() -> LossScale {
+        LossScale { scale: 65536.0, good_steps: 0, growth_interval: 2000 }
+    }
+
+    /// Divides the scale out of `gradient`; `false` (and a halved scale)
+    /// when it holds an infinity or NaN, so the step must be skipped.
+    pub fn unscale(&mut self, gradient: &mut [f32]) -> bool {
+        if !gradient.iter().all(|g| g.is_finite()) {
+            self.scale = (self.scale / 2.0).max(1.0);
+            self.good_steps = 0;
+            return false;
+        }
+        let inverse = (1.0 / self.scale) as f32;
+        gradient.iter_mut().for_each(|g| *g *= inverse);
+        self.good_steps += 1;
+        if self.good_steps == self.growth_interval {
+            self.scale *= 2.0;
+            self.good_steps = 0;
+        }
+        true
+    }
+}
+
+impl Default for LossScale {
+    fn default() -> Self {
+        LossScale::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loss_scale_skips_overflows_and_grows_back() {
+        let mut scale = LossScale { scale: 8.0, good_steps: 0, growth_interval: 2 };
+        let mut gradient = vec![8.0, -4.0, 0.5];
+        assert!(scale.unscale(&mut gradient));
+        assert_eq!(gradient, vec![1.0, -0.5, 0.0625]);
+        assert_eq!((scale.scale, scale.good_steps), (8.0, 1));
+        assert!(!scale.unscale(&mut [1.0, f32::INFINITY]));
+        assert!(!scale.unscale(&mut [f32::NAN]));
+        assert_eq!((scale.scale, scale.good_steps), (2.0, 0));
+        assert!(scale.unscale(&mut [2.0]));
+        assert!(scale.unscale(&mut [2.0]));
+        assert_eq!((scale.scale, scale.good_steps), (4.0, 0), "two good steps double it");
+    }
 
     #[test]
     fn schedule_warms_up_then_follows_a_cosine() {

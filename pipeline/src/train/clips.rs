@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mudar_operators::model::targets::{envelope_at_frames, onset_flags};
-use mudar_operators::rhythm::{self, RhythmParams, audio_input};
+use mudar_operators::rhythm::{self, RhythmParams, SpectrogramParams, audio_input};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 use timely::dataflow::Stream;
@@ -341,6 +341,19 @@ pub struct CachedClip {
 }
 
 impl CachedClip {
+    /// The same clip, sharing its tensors' storage.
+    pub fn shallow_clone(&self) -> CachedClip {
+        CachedClip {
+            meta: self.meta.clone(),
+            frames: self.frames.shallow_clone(),
+            hoof: self.hoof.shallow_clone(),
+            audio: self.audio.shallow_clone(),
+            onsets: self.onsets.shallow_clone(),
+            envelope: self.envelope.shallow_clone(),
+            visual_beats: self.visual_beats.shallow_clone(),
+        }
+    }
+
     /// A clip straight from the graph, as it would read back from the cache.
     pub fn from_training(clip: &TrainingClip) -> CachedClip {
         let tensors: HashMap<&str, Tensor> = clip.tensors().into_iter().collect();
@@ -359,6 +372,24 @@ impl CachedClip {
             envelope: take("envelope")?,
             visual_beats: take("visual_beats")?,
         })
+    }
+
+    /// The model's audio input for this clip's frames, `shift` video frames
+    /// later (earlier when negative) than its own: `audio_frames` rows of the
+    /// cached window, starting at the nearest audio frame.
+    pub fn audio_shifted(&self, shift: i64, fps: f64, spec: &SpectrogramParams, audio_frames: i64) -> Tensor {
+        let audio_shift = (shift as f64 / fps * spec.sr as f64 / spec.hop_length as f64).round() as i64;
+        let start = (self.meta.audio_offset as i64 + audio_shift).max(0);
+        self.audio.narrow(0, start, audio_frames)
+    }
+
+    /// How many whole video frames the audio may shift before and after the
+    /// clip's own and stay inside the cached window.
+    pub fn shift_room(&self, fps: f64, spec: &SpectrogramParams, audio_frames: usize) -> (i64, i64) {
+        let frames_per_audio = fps * spec.hop_length as f64 / spec.sr as f64;
+        let after = self.meta.audio_window.saturating_sub(self.meta.audio_offset + audio_frames);
+        let before = (self.meta.audio_offset as f64 * frames_per_audio).floor() as i64;
+        (before, (after as f64 * frames_per_audio).floor() as i64)
     }
 
     /// Onset flags as booleans (for Eq. 16).

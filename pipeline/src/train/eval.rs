@@ -11,19 +11,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mudar_operators::metrics::EventMatches;
-use mudar_operators::model::MuDaR;
+use mudar_operators::model::sampling::{is_allowed_shift, is_rhythm_distinct};
+use mudar_operators::model::{DecisionThresholds, Inference, MuDaR, RhythmHead};
 use mudar_operators::motion::HoofParams;
 use mudar_operators::rhythm::RhythmParams;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 
 use super::clips::{CachedClip, read_cache};
 use super::trained::{TrainedModel, model_inputs};
 use super::{TrainPlan, TrainProgress, build_cache, cache_is_complete, source_for};
 use crate::clip::ClipRule;
 use crate::extract::FlowChoice;
+
+/// ±1 video frame (±125 ms at 8 fps): the tolerance of `mudar eval rhythm`
+/// unless told otherwise, and the one training fits its thresholds at.
+pub const DEFAULT_TOLERANCE_FRAMES: i64 = 1;
 
 /// What `mudar eval rhythm` needs.
 #[derive(Clone, Debug)]
@@ -68,6 +73,8 @@ impl From<EventMatches> for Scores {
 pub struct RhythmEvaluation {
     pub clips: usize,
     pub tolerance_frames: i64,
+    /// The probabilities at which the model called a frame visual rhythm.
+    pub thresholds: DecisionThresholds,
     /// The model with each clip's music.
     pub model_with_audio: Scores,
     /// The model from the frames and motion alone.
@@ -76,6 +83,25 @@ pub struct RhythmEvaluation {
     pub visual_beats: Scores,
     /// As many random frames per clip as it has onsets (seeded).
     pub chance: Scores,
+    /// Every frame called visual rhythm: the F-measure a detector must beat
+    /// when onsets are dense.
+    pub every_frame: Scores,
+    /// The implicit pathway on these clips (Eq. 18's positive nearer than its negative).
+    pub triplets: TripletAccuracy,
+}
+
+/// How often a clip's own music is nearer its dance (in the embedding space)
+/// than a negative, over every negative the sampling rules admit among the
+/// evaluated clips.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TripletAccuracy {
+    /// AVC: music of another video whose onsets differ by Eq. 16.
+    pub avc: Option<f64>,
+    pub avc_triplets: usize,
+    /// AVTS: the clip's own music shifted off the eighth-note grid (Eq. 17),
+    /// every admissible shift within the cached audio.
+    pub avts: Option<f64>,
+    pub avts_triplets: usize,
 }
 
 /// Caches the inputs' clips as training would (same graph, the model's clip
@@ -107,6 +133,7 @@ pub fn evaluate(
         checkpoint_every: 1,
         resume: false,
         device: plan.device,
+        mixed_precision: false,
         workers_per_process: plan.workers_per_process,
         max_open: 2,
     };
@@ -127,36 +154,170 @@ pub fn evaluate(
         return Err("no clip of the inputs can be evaluated (see the skipped inputs above)".into());
     }
 
-    Ok(score(&trained.model, &clips, plan.tolerance_frames, plan.device))
+    Ok(score(&trained, &clips, plan.tolerance_frames))
 }
 
-/// Scores `model` on `clips`, a few at a time.
-pub fn score(model: &MuDaR, clips: &[CachedClip], tolerance: i64, device: Device) -> RhythmEvaluation {
-    let frames_per_clip = model.config().frames as usize;
-    let (mut with_audio, mut without_audio) = (EventMatches::default(), EventMatches::default());
-    let (mut visual, mut chance) = (EventMatches::default(), EventMatches::default());
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// Each clip's visual-rhythm probabilities, with and without its music.
+struct Probabilities {
+    with_audio: Vec<Vec<f32>>,
+    without_audio: Vec<Vec<f32>>,
+}
+
+/// What the model says of `clips`, a few at a time.
+fn run_model(
+    model: &MuDaR,
+    thresholds: &DecisionThresholds,
+    clips: &[CachedClip],
+    device: Device,
+) -> (Probabilities, Vec<Inference>, Vec<Inference>) {
+    let mut probabilities = Probabilities { with_audio: Vec::new(), without_audio: Vec::new() };
+    let (mut heard, mut unheard) = (Vec::new(), Vec::new());
     for group in clips.chunks(8) {
         let (frames, hoof, audio) = model_inputs(&group.iter().collect::<Vec<_>>(), model.config(), device);
-        let heard = model.infer(&frames, &hoof, Some(&audio));
-        let unheard = model.infer(&frames, &hoof, None);
-        for (i, clip) in group.iter().enumerate() {
-            let onsets = clip.onset_frames();
-            let as_i64 = |frames: &[usize]| frames.iter().map(|&f| f as i64).collect::<Vec<_>>();
-            with_audio = with_audio + EventMatches::of(&onsets, &as_i64(&heard.rhythm_frames[i]), tolerance);
-            without_audio = without_audio + EventMatches::of(&onsets, &as_i64(&unheard.rhythm_frames[i]), tolerance);
-            visual = visual + EventMatches::of(&onsets, &clip.visual_beat_frames(), tolerance);
-            let random: Vec<i64> = (0..onsets.len()).map(|_| rng.random_range(0..frames_per_clip) as i64).collect();
-            chance = chance + EventMatches::of(&onsets, &random, tolerance);
+        let with = model.infer(&frames, &hoof, Some(&audio), thresholds);
+        let without = model.infer(&frames, &hoof, None, thresholds);
+        probabilities.with_audio.extend(rows(&with.rhythm_probability));
+        probabilities.without_audio.extend(rows(&without.rhythm_probability));
+        heard.push(with);
+        unheard.push(without);
+    }
+    (probabilities, heard, unheard)
+}
+
+fn rows(x: &Tensor) -> Vec<Vec<f32>> {
+    let x = x.to_kind(Kind::Float).to_device(Device::Cpu);
+    (0..x.size()[0]).map(|i| Vec::<f32>::try_from(x.get(i)).expect("floats")).collect()
+}
+
+/// Scores the trained model on `clips`.
+pub fn score(trained: &TrainedModel, clips: &[CachedClip], tolerance: i64) -> RhythmEvaluation {
+    let model = &trained.model;
+    let frames_per_clip = model.config().frames as usize;
+    let (_, heard, unheard) = run_model(model, &trained.thresholds, clips, trained.device);
+    let decided = |groups: &[Inference]| -> Vec<Vec<i64>> {
+        groups.iter().flat_map(|g| g.rhythm_frames.iter().map(|f| f.iter().map(|&t| t as i64).collect())).collect()
+    };
+    let (with_audio, without_audio) = (decided(&heard), decided(&unheard));
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let every: Vec<i64> = (0..frames_per_clip as i64).collect();
+    let mut matches = [EventMatches::default(); 5];
+    for (i, clip) in clips.iter().enumerate() {
+        let onsets = clip.onset_frames();
+        let random: Vec<i64> = (0..onsets.len()).map(|_| rng.random_range(0..frames_per_clip) as i64).collect();
+        let predictions = [&with_audio[i], &without_audio[i], &clip.visual_beat_frames(), &random, &every];
+        for (m, predicted) in matches.iter_mut().zip(predictions) {
+            *m = *m + EventMatches::of(&onsets, predicted, tolerance);
         }
     }
+    let embeddings = |groups: &[Inference], audio: bool| -> Tensor {
+        let parts: Vec<Tensor> = groups
+            .iter()
+            .map(|g| match audio {
+                true => g.audio_embedding.as_ref().expect("given the audio").shallow_clone(),
+                false => g.visual_embedding.shallow_clone(),
+            })
+            .collect();
+        Tensor::cat(&parts, 0)
+    };
+    let triplets = triplet_accuracy(trained, clips, &embeddings(&heard, false), &embeddings(&heard, true));
+    let [with_audio, without_audio, visual, chance, every] = matches;
     RhythmEvaluation {
         clips: clips.len(),
         tolerance_frames: tolerance,
+        thresholds: trained.thresholds,
         model_with_audio: with_audio.into(),
         model_without_audio: without_audio.into(),
         visual_beats: visual.into(),
         chance: chance.into(),
+        every_frame: every.into(),
+        triplets,
+    }
+}
+
+/// Held-out triplet accuracy for both pretext tasks (see [`TripletAccuracy`]);
+/// `visual` and `audio` are the clips' own embeddings [N, E].
+fn triplet_accuracy(trained: &TrainedModel, clips: &[CachedClip], visual: &Tensor, audio: &Tensor) -> TripletAccuracy {
+    let (config, sampling) = (trained.config(), &trained.sampling);
+    let squared = |a: &Tensor, b: &Tensor| -> f64 { (a - b).square().sum(Kind::Double).double_value(&[]) };
+    let onsets: Vec<Vec<bool>> = clips.iter().map(CachedClip::onset_flags).collect();
+    let (mut avc, mut avc_n) = (0usize, 0usize);
+    for i in 0..clips.len() {
+        let positive = squared(&visual.get(i as i64), &audio.get(i as i64));
+        for j in 0..clips.len() {
+            if clips[i].meta.video != clips[j].meta.video
+                && is_rhythm_distinct(&onsets[i], &onsets[j], sampling.rhythm_threshold)
+            {
+                avc_n += 1;
+                avc += usize::from(positive < squared(&visual.get(i as i64), &audio.get(j as i64)));
+            }
+        }
+    }
+    let spec = RhythmParams::default().spectrogram;
+    let (mut avts, mut avts_n) = (0usize, 0usize);
+    for (i, clip) in clips.iter().enumerate() {
+        let (before, after) = clip.shift_room(config.fps, &spec, config.audio_frames as usize);
+        let shifts: Vec<i64> = (sampling.min_shift.max(1)..=sampling.max_shift)
+            .flat_map(|s| [-s, s])
+            .filter(|&s| -before <= s && s <= after)
+            .filter(|&s| is_allowed_shift(s, config.fps, clip.meta.tempo_bpm, sampling.shift_tolerance))
+            .collect();
+        if shifts.is_empty() {
+            continue;
+        }
+        let shifted: Vec<Tensor> =
+            shifts.iter().map(|&s| clip.audio_shifted(s, config.fps, &spec, config.audio_frames)).collect();
+        let negatives = tch::no_grad(|| {
+            trained.model.audio(&Tensor::stack(&shifted, 0).to_device(trained.device), false).embedding
+        });
+        let positive = squared(&visual.get(i as i64), &audio.get(i as i64));
+        for k in 0..shifts.len() as i64 {
+            avts_n += 1;
+            avts += usize::from(positive < squared(&visual.get(i as i64), &negatives.get(k)));
+        }
+    }
+    let fraction = |hits: usize, n: usize| (n > 0).then(|| hits as f64 / n as f64);
+    TripletAccuracy {
+        avc: fraction(avc, avc_n),
+        avc_triplets: avc_n,
+        avts: fraction(avts, avts_n),
+        avts_triplets: avts_n,
+    }
+}
+
+/// The decision thresholds that give the best F-measure (within `tolerance`
+/// frames) on `clips`, with and without the music: how training sets the
+/// classifier heads' operating points on its own clips. Other heads decide
+/// without a threshold and keep the default.
+pub fn fit_thresholds(model: &MuDaR, clips: &[CachedClip], tolerance: i64, device: Device) -> DecisionThresholds {
+    if !matches!(model.config().head, RhythmHead::Focal | RhythmHead::Bce) || clips.is_empty() {
+        return DecisionThresholds::default();
+    }
+    let (probabilities, _, _) = run_model(model, &DecisionThresholds::default(), clips, device);
+    let onsets: Vec<Vec<i64>> = clips.iter().map(CachedClip::onset_frames).collect();
+    let best = |probabilities: &[Vec<f32>]| -> f64 {
+        let f_at = |threshold: f64| {
+            let mut m = EventMatches::default();
+            for (p, onsets) in probabilities.iter().zip(&onsets) {
+                let predicted: Vec<i64> =
+                    p.iter().enumerate().filter(|(_, p)| f64::from(**p) >= threshold).map(|(t, _)| t as i64).collect();
+                m = m + EventMatches::of(onsets, &predicted, tolerance);
+            }
+            m.f_measure()
+        };
+        // From high to low, so a tie keeps the higher threshold (fewer false alarms).
+        let (mut best, mut best_f) = (0.5, f64::NEG_INFINITY);
+        for step in (1..100).rev() {
+            let threshold = step as f64 / 100.0;
+            let f = f_at(threshold);
+            if f > best_f {
+                (best, best_f) = (threshold, f);
+            }
+        }
+        best
+    };
+    DecisionThresholds {
+        with_audio: best(&probabilities.with_audio),
+        without_audio: best(&probabilities.without_audio),
     }
 }
 

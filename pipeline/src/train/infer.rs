@@ -47,7 +47,7 @@ impl<'scope> RhythmModel<'scope> for Stream<'scope, u64, Vec<(StreamId, ClipOutc
 fn infer(trained: &TrainedModel, clips: &[&TrainingClip]) -> Vec<ModelOutput> {
     let cached: Vec<CachedClip> = clips.iter().map(|c| CachedClip::from_training(c)).collect();
     let (frames, hoof, audio) = model_inputs(&cached.iter().collect::<Vec<_>>(), trained.config(), trained.device);
-    let inference = trained.model.infer(&frames, &hoof, Some(&audio));
+    let inference = trained.infer(&frames, &hoof, Some(&audio));
     let rows = |x: &tch::Tensor| -> Vec<Vec<f32>> {
         let x = x.to_kind(tch::Kind::Float).to_device(tch::Device::Cpu);
         (0..x.size()[0]).map(|i| Vec::<f32>::try_from(x.get(i)).expect("floats")).collect()

@@ -31,10 +31,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mudar_operators::model::optim::{Adam, AdamParams};
+use mudar_operators::model::optim::{Adam, AdamParams, LossScale};
 use mudar_operators::model::sampling::{PretextTask, draw_negative, draw_shift};
 use mudar_operators::model::{
-    ModelConfig, MuDaR, RhythmTargets, SamplingParams, TrainingBatch, checkpoint, clips_without_audio,
+    DecisionThresholds, ModelConfig, MuDaR, RhythmTargets, SamplingParams, TrainingBatch, checkpoint,
+    clips_without_audio,
 };
 use mudar_operators::motion::{HoofParams, VisualBeatParams};
 use mudar_operators::rhythm::RhythmParams;
@@ -78,6 +79,9 @@ pub struct TrainPlan {
     pub checkpoint_every: u64,
     pub resume: bool,
     pub device: Device,
+    /// float16 autocast on CUDA with dynamic loss scaling (the scaling runs
+    /// on any device, so a CPU run can check it changes nothing).
+    pub mixed_precision: bool,
     pub workers_per_process: usize,
     pub max_open: usize,
 }
@@ -344,6 +348,10 @@ struct Trainer {
     checkpoint: Option<PathBuf>,
     step_started: Instant,
     stopping: bool,
+    /// Fitted at the end of the run.
+    thresholds: Option<DecisionThresholds>,
+    /// With mixed precision.
+    loss_scale: Option<LossScale>,
 }
 
 fn train(
@@ -379,6 +387,7 @@ fn train(
     let mut adam = Adam::new(&vs, adam_params);
     let checkpoints = plan.run_dir.join("checkpoints");
     let mut first_step = 0;
+    let mut loss_scale = plan.mixed_precision.then(LossScale::new);
     if plan.resume && checkpoints.join("latest.json").exists() {
         let (folder, info) = checkpoint::read_info(&checkpoints)?;
         if info.seed != plan.seed {
@@ -386,6 +395,9 @@ fn train(
         }
         checkpoint::load(&folder, &info, &mut vs, Some(&mut adam))?;
         first_step = info.step;
+        if let Some(scale) = &mut loss_scale {
+            *scale = serde_json::from_value(info.config["loss_scale"].clone()).unwrap_or_default();
+        }
     }
     let metrics = if index == 0 { Some(open_metrics(&plan.run_dir, first_step)?) } else { None };
     let videos = clips.iter().map(|c| &c.meta.video).collect::<std::collections::BTreeSet<_>>().len();
@@ -409,6 +421,8 @@ fn train(
         checkpoint: None,
         step_started: Instant::now(),
         stopping: false,
+        thresholds: None,
+        loss_scale,
     }));
 
     let mut steps = InputHandle::new();
@@ -469,6 +483,9 @@ fn train(
         let mut t = trainer.borrow_mut();
         let done = step + 1 == total_steps;
         if index == 0 && (done || t.stopping || (step + 1) % plan.checkpoint_every.max(1) == 0) {
+            if done || t.stopping {
+                t.fit_thresholds();
+            }
             let path = t.save_checkpoint(step + 1)?;
             progress(TrainProgress::Checkpoint(&path));
         }
@@ -521,22 +538,16 @@ impl Trainer {
     }
 
     fn draw_shift(&self, rng: &mut ChaCha8Rng, clip: usize) -> Option<i64> {
-        let meta = &self.clips[clip].meta;
-        let spec = self.plan.rhythm.spectrogram;
-        let frames_per_audio = self.plan.model.fps * spec.hop_length as f64 / spec.sr as f64;
-        let after = meta.audio_window.saturating_sub(meta.audio_offset + self.plan.model.audio_frames as usize);
-        let room_before = (meta.audio_offset as f64 * frames_per_audio).floor() as i64;
-        let room_after = (after as f64 * frames_per_audio).floor() as i64;
-        draw_shift(rng, self.plan.model.fps, meta.tempo_bpm, room_before, room_after, &self.plan.sampling)
+        let model = &self.plan.model;
+        let c = &self.clips[clip];
+        let (before, after) = c.shift_room(model.fps, &self.plan.rhythm.spectrogram, model.audio_frames as usize);
+        draw_shift(rng, model.fps, c.meta.tempo_bpm, before, after, &self.plan.sampling)
     }
 
     /// The audio input of `clip`, starting `shift` video frames after its own.
     fn audio_of(&self, clip: usize, shift: i64) -> Tensor {
-        let c = &self.clips[clip];
-        let spec = self.plan.rhythm.spectrogram;
-        let audio_shift = (shift as f64 / self.plan.model.fps * spec.sr as f64 / spec.hop_length as f64).round() as i64;
-        let start = (c.meta.audio_offset as i64 + audio_shift).max(0);
-        c.audio.narrow(0, start, self.plan.model.audio_frames)
+        let model = &self.plan.model;
+        self.clips[clip].audio_shifted(shift, model.fps, &self.plan.rhythm.spectrogram, model.audio_frames)
     }
 
     /// This worker's share of the step: contiguous positions of the global batch.
@@ -579,8 +590,9 @@ impl Trainer {
         // with one worker per process: threads of a process share libtorch's generator).
         tch::manual_seed((self.plan.seed ^ (step << 8) ^ self.worker as u64) as i64);
         self.adam.zero_grad();
-        let losses = self.model.losses(&batch);
-        losses.total.backward();
+        let losses = tch::autocast(self.loss_scale.is_some(), || self.model.losses(&batch));
+        let scale = self.loss_scale.map_or(1.0, |s| s.scale);
+        (&losses.total * scale).backward();
         let clips = mine.len();
         LocalGradient {
             worker: self.worker,
@@ -605,7 +617,15 @@ impl Trainer {
         }
         let mean: Vec<f32> = mean.into_iter().map(|v| v as f32).collect();
         let learning_rate = self.plan.adam.rate_at(self.adam.step_count());
-        let grad_norm = self.adam.apply(&mean);
+        let mut mean = mean;
+        let overflowed = self.loss_scale.as_mut().is_some_and(|scale| !scale.unscale(&mut mean));
+        let grad_norm = if overflowed {
+            // Overflowed in float16: no update, and a smaller scale next time.
+            self.adam.skip();
+            f64::NAN
+        } else {
+            self.adam.apply(&mean)
+        };
         self.stopping |= gradients.iter().any(|g| g.stop);
         let sum = |f: fn(&LocalGradient) -> f64| gradients.iter().map(f).sum::<f64>() / clips as f64;
         let (implicit, explicit) = (sum(|g| g.implicit), sum(|g| g.explicit));
@@ -645,6 +665,16 @@ impl Trainer {
         metrics
     }
 
+    /// The classifier's decision thresholds, fitted on (up to 4096 of) the
+    /// training clips for the checkpoint at the end of the run.
+    fn fit_thresholds(&mut self) {
+        const MOST: usize = 4096;
+        let every = self.clips.len().div_ceil(MOST).max(1);
+        let sample: Vec<CachedClip> = self.clips.iter().step_by(every).map(CachedClip::shallow_clone).collect();
+        let tolerance = eval::DEFAULT_TOLERANCE_FRAMES;
+        self.thresholds = Some(eval::fit_thresholds(&self.model, &sample, tolerance, self.plan.device));
+    }
+
     fn weight_checksum(&self) -> f64 {
         let mut variables: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         variables.sort_by(|a, b| a.0.cmp(&b.0));
@@ -666,6 +696,8 @@ impl Trainer {
                 "batch": self.plan.batch,
                 "rhythm": format!("{:?}", self.plan.rhythm),
                 "hoof_bins": self.plan.hoof.bins,
+                "thresholds": self.thresholds,
+                "loss_scale": self.loss_scale,
             }),
         };
         let path = checkpoint::save(&self.plan.run_dir.join("checkpoints"), &self.vs, &self.adam, &info)?;

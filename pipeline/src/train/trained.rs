@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mudar_operators::model::checkpoint::{self, CheckpointInfo};
-use mudar_operators::model::{ModelConfig, MuDaR, SamplingParams};
+use mudar_operators::model::{DecisionThresholds, Inference, ModelConfig, MuDaR, SamplingParams};
 use mudar_operators::rhythm::RhythmParams;
 use tch::{Device, Kind, Tensor, nn};
 
@@ -17,6 +17,9 @@ use crate::clip::ClipRule;
 #[derive(Debug)]
 pub struct TrainedModel {
     pub model: MuDaR,
+    /// Fitted on the training clips at the end of training (0.5 for a
+    /// checkpoint taken before the end).
+    pub thresholds: DecisionThresholds,
     pub sampling: SamplingParams,
     pub info: CheckpointInfo,
     /// The checkpoint's JSON.
@@ -34,11 +37,17 @@ impl TrainedModel {
         let config: ModelConfig = serde_json::from_value(info.config["model"].clone())
             .map_err(|e| format!("{}: the checkpoint has no model configuration: {e}", checkpoint.display()))?;
         let sampling = serde_json::from_value(info.config["sampling"].clone()).unwrap_or_default();
+        let thresholds = serde_json::from_value(info.config["thresholds"].clone()).unwrap_or_default();
         let mut weights = nn::VarStore::new(device);
         let model = MuDaR::new(&weights.root(), &config)?;
         checkpoint::load(&folder, &info, &mut weights, None)?;
         let path = folder.join(&info.tensors).with_extension("json");
-        Ok(TrainedModel { model, sampling, info, path, device, _weights: weights })
+        Ok(TrainedModel { model, thresholds, sampling, info, path, device, _weights: weights })
+    }
+
+    /// The model's embeddings and visual rhythm (its own thresholds).
+    pub fn infer(&self, frames: &Tensor, hoof: &Tensor, audio: Option<&Tensor>) -> Inference {
+        self.model.infer(frames, hoof, audio, &self.thresholds)
     }
 
     pub fn config(&self) -> &ModelConfig {

@@ -41,7 +41,7 @@ struct RhythmArgs {
     #[arg(long)]
     model: PathBuf,
     /// Frames either side of an onset that still count as a hit.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = eval::DEFAULT_TOLERANCE_FRAMES)]
     tolerance: i64,
     /// Folder for the inputs' clip cache (reused when it matches). Default: a temporary folder.
     #[arg(long)]
@@ -85,16 +85,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("{} clips, hits within ±{} frames of a music onset", result.clips, result.tolerance_frames);
-    println!("{:<24} {:>9} {:>9} {:>9} {:>9} {:>9}", "", "precision", "recall", "F", "predicted", "onsets");
+    println!("{:<30} {:>9} {:>9} {:>9} {:>9} {:>9}", "", "precision", "recall", "F", "predicted", "onsets");
     let row = |name: &str, s: &Scores| {
         println!(
-            "{name:<24} {:>9.3} {:>9.3} {:>9.3} {:>9} {:>9}",
+            "{name:<30} {:>9.3} {:>9.3} {:>9.3} {:>9} {:>9}",
             s.precision, s.recall, s.f_measure, s.predicted, s.onsets
         )
     };
-    row("model, with audio", &result.model_with_audio);
-    row("model, without audio", &result.model_without_audio);
+    let t = &result.thresholds;
+    row(&format!("model, with audio (p≥{:.2})", t.with_audio), &result.model_with_audio);
+    row(&format!("model, no audio (p≥{:.2})", t.without_audio), &result.model_without_audio);
     row("visual beats (no model)", &result.visual_beats);
     row("chance", &result.chance);
+    row("every frame", &result.every_frame);
+    let accuracy = |a: Option<f64>, n: usize| match a {
+        Some(a) => format!("{a:.3} of {n}"),
+        None => "no admissible negative".to_owned(),
+    };
+    let tr = &result.triplets;
+    println!(
+        "triplet accuracy (own music nearer than a negative): AVC {}, AVTS {}",
+        accuracy(tr.avc, tr.avc_triplets),
+        accuracy(tr.avts, tr.avts_triplets)
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -79,6 +79,10 @@ pub struct Args {
     seed: u64,
     #[arg(long, default_value_t = 50)]
     checkpoint_every: u64,
+    /// mixed: float16 autocast with dynamic loss scaling; fp32: full precision;
+    /// auto: mixed on a CUDA device, fp32 elsewhere.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "mixed", "fp32"])]
+    precision: String,
     /// Clips: paper (8 s around the middle), centered:SECONDS, windows:LENGTH:STRIDE
     /// (preset: tiny windows:2:2, paper paper). Their length must match the preset's.
     #[arg(long)]
@@ -138,6 +142,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         checkpoint_every: args.checkpoint_every,
         resume: args.resume,
         device,
+        mixed_precision: match args.precision.as_str() {
+            "auto" => device.is_cuda(),
+            other => other == "mixed",
+        },
         workers_per_process: args.cluster.workers,
         max_open: 2,
         model,
