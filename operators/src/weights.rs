@@ -51,17 +51,30 @@ fn describe(missing: &[String], unexpected: &[String], wrong_shape: &[(String, V
 pub fn load_safetensors(vs: &mut VarStore, path: &Path) -> Result<(), WeightsError> {
     let read = |source| WeightsError::Read { path: path.to_owned(), source };
     let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path).map_err(read)?.into_iter().collect();
+    copy_into(vs, &file, "", path)
+}
+
+/// Copies `tensors[prefix + name]` into each variable `name` of `vs` (a file
+/// read from `path` that may hold other tensors beside the prefix's), with
+/// the checks of [`load_safetensors`] over the names under `prefix`.
+pub fn copy_into(
+    vs: &mut VarStore,
+    tensors: &BTreeMap<String, Tensor>,
+    prefix: &str,
+    path: &Path,
+) -> Result<(), WeightsError> {
+    let file: BTreeMap<&str, &Tensor> =
+        tensors.iter().filter_map(|(name, t)| Some((name.strip_prefix(prefix)?, t))).collect();
     let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     variables.sort_by(|a, b| a.0.cmp(&b.0));
-
     let missing: Vec<String> =
-        variables.iter().filter(|(name, _)| !file.contains_key(name)).map(|(name, _)| name.clone()).collect();
+        variables.iter().filter(|(name, _)| !file.contains_key(name.as_str())).map(|(name, _)| name.clone()).collect();
     let unexpected: Vec<String> =
-        file.keys().filter(|name| !variables.iter().any(|(n, _)| n == *name)).cloned().collect();
+        file.keys().filter(|name| !variables.iter().any(|(n, _)| n == *name)).map(|name| name.to_string()).collect();
     let wrong_shape: Vec<_> = variables
         .iter()
         .filter_map(|(name, var)| {
-            let stored = file.get(name)?;
+            let stored = file.get(name.as_str())?;
             (stored.size() != var.size()).then(|| (name.clone(), var.size(), stored.size()))
         })
         .collect();
@@ -70,7 +83,7 @@ pub fn load_safetensors(vs: &mut VarStore, path: &Path) -> Result<(), WeightsErr
     }
     tch::no_grad(|| {
         for (name, mut var) in variables {
-            var.copy_(&file[&name].to_kind(var.kind()).to_device(var.device()));
+            var.copy_(&file[name.as_str()].to_kind(var.kind()).to_device(var.device()));
         }
     });
     Ok(())

@@ -79,21 +79,8 @@ pub fn load(
         .map_err(|e| format!("{}: cannot read the checkpoint's weights: {e}", file.display()))?
         .into_iter()
         .collect();
-    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    variables.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, var) in &variables {
-        let stored = tensors
-            .get(&format!("model.{name}"))
-            .ok_or_else(|| format!("{}: no weights for {name}: another model configuration?", file.display()))?;
-        if stored.size() != var.size() {
-            return Err(format!("{}: {name} is {:?}, the model needs {:?}", file.display(), stored.size(), var.size()));
-        }
-    }
-    tch::no_grad(|| {
-        for (name, mut var) in variables {
-            var.copy_(&tensors[&format!("model.{name}")].to_kind(var.kind()).to_device(var.device()));
-        }
-    });
+    crate::weights::copy_into(vs, &tensors, "model.", &file)
+        .map_err(|e| format!("{e} (another model configuration?)"))?;
     if let Some(adam) = adam {
         adam.restore(&tensors, info.step).map_err(|e| format!("{}: {e}", file.display()))?;
     }

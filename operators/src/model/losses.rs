@@ -10,8 +10,12 @@ use tch::Tensor;
 /// `margin` α.
 pub fn triplet_loss(visual: &Tensor, positive: &Tensor, negative: &Tensor, margin: f64) -> Tensor {
     let kind = visual.kind();
-    let squared_distance = |audio: &Tensor| (visual - audio).square().sum_dim_intlist(-1, false, kind);
-    (squared_distance(positive) - squared_distance(negative) + margin).relu().sum(kind)
+    (squared_distance(visual, positive) - squared_distance(visual, negative) + margin).relu().sum(kind)
+}
+
+/// `||a − b||²₂` of each row of [N, D] features: [N].
+pub fn squared_distance(a: &Tensor, b: &Tensor) -> Tensor {
+    (a - b).square().sum_dim_intlist(-1, false, a.kind())
 }
 
 /// Eq. 19, the explicit loss per frame (Lin et al. 2017):

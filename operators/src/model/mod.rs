@@ -149,8 +149,7 @@ impl MuDaR {
         let explicit = self.estimator.loss(&scores, &batch.targets);
         let total = joint_loss(&implicit, &explicit, self.config.lambda_implicit, self.config.lambda_explicit);
         let triplet_accuracy = tch::no_grad(|| {
-            let distance =
-                |audio: &Tensor| (&visual.embedding - audio).square().sum_dim_intlist(-1, false, Kind::Float);
+            let distance = |audio: &Tensor| losses::squared_distance(&visual.embedding, audio);
             distance(&positive.embedding)
                 .lt_tensor(&distance(&negative_embedding))
                 .to_kind(Kind::Float)
