@@ -1,5 +1,5 @@
 //! Build script of the crates that link libtorch (operators, pipeline,
-//! benches): makes their binaries and tests find libtorch without
+//! benches, examples): makes their binaries and tests find libtorch without
 //! LD_LIBRARY_PATH, and keeps CUDA usable.
 //!
 //! torch-sys reports the folder of the libtorch it linked. We give our
