@@ -159,9 +159,9 @@ impl RhythmEstimator {
     }
 }
 
-/// A [B, T] tensor as B rows of f32.
-fn rows(x: &Tensor) -> Vec<Vec<f32>> {
-    let (batch, time) = x.size2().expect("[B, T]");
+/// A [B, N] tensor (per-frame probabilities, embeddings) as B rows of f32, on the CPU.
+pub fn rows(x: &Tensor) -> Vec<Vec<f32>> {
+    let (batch, time) = x.size2().expect("[B, N]");
     let values = Vec::<f32>::try_from(x.detach().to_kind(Kind::Float).to_device(tch::Device::Cpu).reshape([-1]))
         .expect("a float tensor");
     values.chunks(time.max(1) as usize).take(batch as usize).map(<[f32]>::to_vec).collect()

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mudar_operators::metrics::EventMatches;
+use mudar_operators::model::estimator::rows;
 use mudar_operators::model::sampling::{is_allowed_shift, is_rhythm_distinct};
 use mudar_operators::model::{DecisionThresholds, Inference, MuDaR, RhythmHead};
 use mudar_operators::motion::HoofParams;
@@ -184,11 +185,6 @@ fn run_model(
     (probabilities, heard, unheard)
 }
 
-fn rows(x: &Tensor) -> Vec<Vec<f32>> {
-    let x = x.to_kind(Kind::Float).to_device(Device::Cpu);
-    (0..x.size()[0]).map(|i| Vec::<f32>::try_from(x.get(i)).expect("floats")).collect()
-}
-
 /// Scores the trained model on `clips`.
 pub fn score(trained: &TrainedModel, clips: &[CachedClip], tolerance: i64) -> RhythmEvaluation {
     let model = &trained.model;
@@ -238,6 +234,7 @@ pub fn score(trained: &TrainedModel, clips: &[CachedClip], tolerance: i64) -> Rh
 /// `visual` and `audio` are the clips' own embeddings [N, E].
 fn triplet_accuracy(trained: &TrainedModel, clips: &[CachedClip], visual: &Tensor, audio: &Tensor) -> TripletAccuracy {
     let (config, sampling) = (trained.config(), &trained.sampling);
+    // Summed in f64: collapsed embeddings sit within float32 rounding of each other.
     let squared = |a: &Tensor, b: &Tensor| -> f64 { (a - b).square().sum(Kind::Double).double_value(&[]) };
     let onsets: Vec<Vec<bool>> = clips.iter().map(CachedClip::onset_flags).collect();
     let (mut avc, mut avc_n) = (0usize, 0usize);

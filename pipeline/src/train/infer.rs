@@ -5,6 +5,7 @@
 
 use std::rc::Rc;
 
+use mudar_operators::model::estimator::rows;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::Operator;
@@ -48,10 +49,6 @@ fn infer(trained: &TrainedModel, clips: &[&TrainingClip]) -> Vec<ModelOutput> {
     let cached: Vec<CachedClip> = clips.iter().map(|c| CachedClip::from_training(c)).collect();
     let (frames, hoof, audio) = model_inputs(&cached.iter().collect::<Vec<_>>(), trained.config(), trained.device);
     let inference = trained.infer(&frames, &hoof, Some(&audio));
-    let rows = |x: &tch::Tensor| -> Vec<Vec<f32>> {
-        let x = x.to_kind(tch::Kind::Float).to_device(tch::Device::Cpu);
-        (0..x.size()[0]).map(|i| Vec::<f32>::try_from(x.get(i)).expect("floats")).collect()
-    };
     let probability = rows(&inference.rhythm_probability);
     let visual = rows(&inference.visual_embedding);
     let audio = rows(inference.audio_embedding.as_ref().expect("the clips' own audio was given"));
