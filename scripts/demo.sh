@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The main job on a sample it makes itself: installs what is missing, builds
 # mudar, renders synthetic dances into ./sample (MP4, WebM, MKV, and a WAV),
-# probes them, and cuts each video into the paper's 8 s clip.
+# probes them, extracts a feature store and cuts each video into the paper's
+# 8 s clip. `--dev` builds with the dev profile instead of release (what CI
+# does after the tests, reusing their build).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+profile=(--release) out=target/release
+if [[ "${1:-}" == --dev ]]; then
+    profile=() out=target/debug
+fi
 bash scripts/setup.sh
 . scripts/env.sh
 
 echo "== building mudar" >&2
-cargo build --release -q -p mudar-pipeline -p mudar-examples --bins --examples
-mudar=target/release/mudar
+cargo build "${profile[@]}" -q -p mudar-pipeline -p mudar-examples --bins --examples
+mudar=$out/mudar
 
 echo "== rendering synthetic dances into sample/" >&2
 $mudar synth --out sample --count 2 --duration 12 --format mp4
@@ -32,4 +38,4 @@ $mudar extract sample/*.mp4 sample/*.webm sample/*.mkv --out sample-store
 ls sample-store/*/
 
 echo "== the paper's 8 s clip of each video (examples/examples/ingest.rs)" >&2
-target/release/examples/ingest sample/*.mp4 sample/*.webm sample/*.mkv
+$out/examples/ingest sample/*.mp4 sample/*.webm sample/*.mkv
