@@ -158,38 +158,27 @@ pub fn evaluate(
     Ok(score(&trained, &clips, plan.tolerance_frames))
 }
 
-/// Each clip's visual-rhythm probabilities, with and without its music.
-struct Probabilities {
-    with_audio: Vec<Vec<f32>>,
-    without_audio: Vec<Vec<f32>>,
-}
-
-/// What the model says of `clips`, a few at a time.
+/// What the model says of `clips`, a few at a time: with their music and without.
 fn run_model(
     model: &MuDaR,
     thresholds: &DecisionThresholds,
     clips: &[CachedClip],
     device: Device,
-) -> (Probabilities, Vec<Inference>, Vec<Inference>) {
-    let mut probabilities = Probabilities { with_audio: Vec::new(), without_audio: Vec::new() };
-    let (mut heard, mut unheard) = (Vec::new(), Vec::new());
-    for group in clips.chunks(8) {
-        let (frames, hoof, audio) = model_inputs(&group.iter().collect::<Vec<_>>(), model.config(), device);
-        let with = model.infer(&frames, &hoof, Some(&audio), thresholds);
-        let without = model.infer(&frames, &hoof, None, thresholds);
-        probabilities.with_audio.extend(rows(&with.rhythm_probability));
-        probabilities.without_audio.extend(rows(&without.rhythm_probability));
-        heard.push(with);
-        unheard.push(without);
-    }
-    (probabilities, heard, unheard)
+) -> (Vec<Inference>, Vec<Inference>) {
+    clips
+        .chunks(8)
+        .map(|group| {
+            let (frames, hoof, audio) = model_inputs(&group.iter().collect::<Vec<_>>(), model.config(), device);
+            (model.infer(&frames, &hoof, Some(&audio), thresholds), model.infer(&frames, &hoof, None, thresholds))
+        })
+        .unzip()
 }
 
 /// Scores the trained model on `clips`.
 pub fn score(trained: &TrainedModel, clips: &[CachedClip], tolerance: i64) -> RhythmEvaluation {
     let model = &trained.model;
     let frames_per_clip = model.config().frames as usize;
-    let (_, heard, unheard) = run_model(model, &trained.thresholds, clips, trained.device);
+    let (heard, unheard) = run_model(model, &trained.thresholds, clips, trained.device);
     let decided = |groups: &[Inference]| -> Vec<Vec<i64>> {
         groups.iter().flat_map(|g| g.rhythm_frames.iter().map(|f| f.iter().map(|&t| t as i64).collect())).collect()
     };
@@ -289,12 +278,13 @@ pub fn fit_thresholds(model: &MuDaR, clips: &[CachedClip], tolerance: i64, devic
     if !matches!(model.config().head, RhythmHead::Focal | RhythmHead::Bce) || clips.is_empty() {
         return DecisionThresholds::default();
     }
-    let (probabilities, _, _) = run_model(model, &DecisionThresholds::default(), clips, device);
+    let (heard, unheard) = run_model(model, &DecisionThresholds::default(), clips, device);
     let onsets: Vec<Vec<i64>> = clips.iter().map(CachedClip::onset_frames).collect();
-    DecisionThresholds {
-        with_audio: best_threshold(&probabilities.with_audio, &onsets, tolerance),
-        without_audio: best_threshold(&probabilities.without_audio, &onsets, tolerance),
-    }
+    let best = |groups: &[Inference]| {
+        let probabilities: Vec<Vec<f32>> = groups.iter().flat_map(|g| rows(&g.rhythm_probability)).collect();
+        best_threshold(&probabilities, &onsets, tolerance)
+    };
+    DecisionThresholds { with_audio: best(&heard), without_audio: best(&unheard) }
 }
 
 /// The threshold in 0.01..0.99 whose decisions (`p ≥ threshold`) have the
