@@ -103,6 +103,12 @@ pub struct TripletAccuracy {
     /// every admissible shift within the cached audio.
     pub avts: Option<f64>,
     pub avts_triplets: usize,
+    /// Mean cosine similarity of the visual embeddings of clips of different
+    /// videos: near 1, they have collapsed onto one direction and the
+    /// accuracies above say nothing about the dance.
+    pub visual_cosine: Option<f64>,
+    /// The same of the audio embeddings.
+    pub audio_cosine: Option<f64>,
 }
 
 /// Caches the inputs' clips as training would (same graph, the model's clip
@@ -267,7 +273,27 @@ fn triplet_accuracy(trained: &TrainedModel, clips: &[CachedClip], visual: &Tenso
         avc_triplets: avc_n,
         avts: fraction(avts, avts_n),
         avts_triplets: avts_n,
+        visual_cosine: mean_cosine(visual, clips),
+        audio_cosine: mean_cosine(audio, clips),
     }
+}
+
+/// The mean cosine similarity of unit embeddings [N, E] over the pairs of
+/// clips of different videos; none without such a pair.
+fn mean_cosine(embeddings: &Tensor, clips: &[CachedClip]) -> Option<f64> {
+    let unit = embeddings.to_kind(Kind::Double);
+    let gram = Vec::<f64>::try_from(unit.matmul(&unit.tr()).flatten(0, -1)).expect("a double matrix");
+    let n = clips.len();
+    let (mut sum, mut pairs) = (0.0, 0usize);
+    for i in 0..n {
+        for j in 0..n {
+            if clips[i].meta.video != clips[j].meta.video {
+                sum += gram[i * n + j];
+                pairs += 1;
+            }
+        }
+    }
+    (pairs > 0).then(|| sum / pairs as f64)
 }
 
 /// The decision thresholds that give the best F-measure (within `tolerance`

@@ -108,5 +108,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         accuracy(tr.avc, tr.avc_triplets),
         accuracy(tr.avts, tr.avts_triplets)
     );
+    let cosine = |c: Option<f64>| c.map_or("-".to_owned(), |c| format!("{c:.3}"));
+    println!(
+        "embeddings, mean cosine across videos (1: collapsed): visual {}, audio {}",
+        cosine(tr.visual_cosine),
+        cosine(tr.audio_cosine)
+    );
     Ok(ExitCode::SUCCESS)
 }
