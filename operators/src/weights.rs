@@ -13,6 +13,7 @@ pub enum WeightsError {
     #[error("{}: cannot read the weights: {source}", path.display())]
     Read { path: PathBuf, source: tch::TchError },
     #[error("{}: the weights do not fit the network:{}", path.display(), describe(missing, unexpected, wrong_shape))]
+    /// Tensors are named as in the file.
     Mismatch {
         path: PathBuf,
         /// In the network, not in the file.
@@ -79,7 +80,16 @@ pub fn copy_into(
         })
         .collect();
     if !(missing.is_empty() && unexpected.is_empty() && wrong_shape.is_empty()) {
-        return Err(WeightsError::Mismatch { path: path.to_owned(), missing, unexpected, wrong_shape });
+        // Named as in the file, prefix and all.
+        let named = |names: Vec<String>| names.into_iter().map(|name| format!("{prefix}{name}")).collect();
+        let wrong_shape =
+            wrong_shape.into_iter().map(|(name, want, got)| (format!("{prefix}{name}"), want, got)).collect();
+        return Err(WeightsError::Mismatch {
+            path: path.to_owned(),
+            missing: named(missing),
+            unexpected: named(unexpected),
+            wrong_shape,
+        });
     }
     tch::no_grad(|| {
         for (name, mut var) in variables {

@@ -30,8 +30,12 @@ pub use estimator::{DecisionThresholds, RhythmTargets};
 pub use losses::{focal_loss, joint_loss, triplet_loss};
 pub use sampling::{PretextTask, SamplingParams};
 
+use std::path::Path;
+
 use tch::{Kind, Tensor, nn};
 
+use crate::motion::pwcnet::FeaturePyramid;
+use crate::weights::{WeightsError, copy_into};
 use encoders::{AudioEncoder, AudioFeatures, VisualEncoder, VisualFeatures};
 use estimator::RhythmEstimator;
 use injector::RgbInjector;
@@ -106,6 +110,28 @@ impl MuDaR {
 
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// Sets the visual encoder's feature pyramid (`visual.pyramid.*` of the
+    /// model made under `vs`'s root) to that of a PWC-Net weights file (its
+    /// `pyramid.*` tensors; the file's flow decoders are ignored): the
+    /// paper's visual encoder starts from a flow network's features.
+    pub fn load_pyramid(vs: &nn::VarStore, path: &Path) -> Result<(), WeightsError> {
+        let tensors = Tensor::read_safetensors(path)
+            .map_err(|source| WeightsError::Read { path: path.to_owned(), source })?
+            .into_iter()
+            .collect();
+        let mut pyramid = nn::VarStore::new(vs.device());
+        FeaturePyramid::new(&pyramid.root());
+        copy_into(&mut pyramid, &tensors, "pyramid.", path)?;
+        let model = vs.variables();
+        tch::no_grad(|| {
+            for (name, loaded) in pyramid.variables() {
+                let var = &model[&format!("visual.pyramid.{name}")];
+                var.shallow_clone().copy_(&loaded);
+            }
+        });
+        Ok(())
     }
 
     pub fn visual(&self, frames: &Tensor, train: bool) -> VisualFeatures {
@@ -187,5 +213,45 @@ impl MuDaR {
                 audio_embedding: audio.map(|a| a.embedding),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::motion::pwcnet::PwcNet;
+
+    fn save(variables: impl Iterator<Item = (String, Tensor)>, path: &Path) {
+        let named: Vec<(String, Tensor)> = variables.collect();
+        Tensor::write_safetensors(&named, path).unwrap();
+    }
+
+    #[test]
+    fn pyramid_comes_from_pwcnet_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        tch::manual_seed(1);
+        let flow = nn::VarStore::new(tch::Device::Cpu);
+        PwcNet::new(&flow.root());
+        let weights = dir.path().join("pwcnet.safetensors");
+        save(flow.variables().into_iter(), &weights);
+
+        tch::manual_seed(2);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        MuDaR::new(&vs.root(), &ModelConfig::tiny()).unwrap();
+        let untouched = vs.variables()["visual.input.weight"].copy();
+        MuDaR::load_pyramid(&vs, &weights).unwrap();
+        let model = vs.variables();
+        let pyramid: Vec<_> = flow.variables().into_iter().filter(|(name, _)| name.starts_with("pyramid.")).collect();
+        assert_eq!(pyramid.len(), 36, "six levels of three convolutions, weight and bias");
+        for (name, tensor) in pyramid {
+            assert!(model[&format!("visual.{name}")].equal(&tensor), "visual.{name} is not PWC-Net's {name}");
+        }
+        assert!(model["visual.input.weight"].equal(&untouched), "only the pyramid changes");
+
+        // A file without the pyramid (here PWC-Net's decoders alone) is refused, saying what is missing.
+        let decoders = dir.path().join("decoders.safetensors");
+        save(flow.variables().into_iter().filter(|(name, _)| !name.starts_with("pyramid.")), &decoders);
+        let error = MuDaR::load_pyramid(&vs, &decoders).unwrap_err().to_string();
+        assert!(error.contains("missing: pyramid.level1.conv0.bias"), "{error}");
     }
 }

@@ -139,6 +139,7 @@ pub fn evaluate(
         seed: trained.info.seed,
         checkpoint_every: 1,
         resume: false,
+        pyramid_weights: None,
         device: plan.device,
         mixed_precision: false,
         workers_per_process: plan.workers_per_process,

@@ -78,6 +78,9 @@ pub struct TrainPlan {
     /// Steps between checkpoints (and one at the end).
     pub checkpoint_every: u64,
     pub resume: bool,
+    /// PWC-Net weights whose feature pyramid initialises the visual encoder
+    /// (the paper's set-up); none: random, like the rest of the model.
+    pub pyramid_weights: Option<PathBuf>,
     pub device: Device,
     /// float16 autocast on CUDA with dynamic loss scaling (the scaling runs
     /// on any device, so a CPU run can check it changes nothing).
@@ -379,7 +382,12 @@ fn train(
         let _turn = INITIALISING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         tch::manual_seed(plan.seed as i64);
         let vs = nn::VarStore::new(plan.device);
-        MuDaR::new(&vs.root(), &plan.model).map(|model| (vs, model))
+        MuDaR::new(&vs.root(), &plan.model).and_then(|model| {
+            if let Some(path) = &plan.pyramid_weights {
+                MuDaR::load_pyramid(&vs, path).map_err(|e| e.to_string())?;
+            }
+            Ok((vs, model))
+        })
     };
     initialised.wait();
     let (mut vs, model) = built?;
@@ -696,6 +704,7 @@ impl Trainer {
                 "batch": self.plan.batch,
                 "rhythm": format!("{:?}", self.plan.rhythm),
                 "hoof_bins": self.plan.hoof.bins,
+                "pyramid_weights": self.plan.pyramid_weights,
                 "thresholds": self.thresholds,
                 "loss_scale": self.loss_scale,
             }),

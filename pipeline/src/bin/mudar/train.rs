@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use mudar_operators::model::optim::AdamParams;
-use mudar_operators::model::{ModelConfig, RhythmHead, SamplingParams};
+use mudar_operators::model::{ModelConfig, MuDaR, RhythmHead, SamplingParams};
 use mudar_operators::motion::HoofParams;
 use mudar_operators::rhythm::RhythmParams;
 use mudar_pipeline::ClipRule;
@@ -45,6 +45,11 @@ pub struct Args {
     /// Go on from the latest checkpoint in the run folder.
     #[arg(long)]
     resume: bool,
+    /// Start the visual encoder from the feature pyramid of these PWC-Net
+    /// weights (safetensors, see scripts/convert_pwcnet.py), as the paper
+    /// does; without it the whole model starts random.
+    #[arg(long, value_name = "FILE")]
+    pyramid_weights: Option<PathBuf>,
     /// Clips per step over all workers (preset: tiny 8, paper 384).
     #[arg(long)]
     batch: Option<usize>,
@@ -141,6 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         checkpoint_every: args.checkpoint_every,
         resume: args.resume,
+        pyramid_weights: args.pyramid_weights.clone(),
         device,
         mixed_precision: match args.precision.as_str() {
             "auto" => device.is_cuda(),
@@ -151,6 +157,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         model,
         sampling,
     };
+    if let Some(path) = &plan.pyramid_weights {
+        // A file that does not fit fails now, not after the clip cache is built.
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        MuDaR::new(&vs.root(), &plan.model).map_err(anyhow::Error::msg)?;
+        MuDaR::load_pyramid(&vs, path)?;
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create the run folder", args.out.display()))?;
 
