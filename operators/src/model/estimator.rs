@@ -52,15 +52,23 @@ pub struct RhythmEstimator {
     /// U_inj: C → R, ReLU.
     injected: nn::Linear,
     head: Head,
-    kind: RhythmHead,
-    peaks: VisualBeatParams,
-    focal: (f64, f64),
 }
 
+/// Table 1's heads over the features of Eq. 15.
 #[derive(Debug)]
 enum Head {
-    /// W_e, b_e: 2R → 1.
-    Linear(nn::Linear),
+    /// W_e, b_e: 2R → 1, a per-frame classifier trained by the focal loss
+    /// (Eq. 19) with its α and γ, the full model, or by plain BCE when `focal` is none.
+    Classifier {
+        linear: nn::Linear,
+        focal: Option<(f64, f64)>,
+    },
+    /// The same layer regressing the onset envelope; its output's peaks
+    /// (picked as the video's visual beats are) are the rhythm frames.
+    Regression {
+        linear: nn::Linear,
+        peaks: VisualBeatParams,
+    },
     BiLstmCrf {
         lstm: nn::LSTM,
         emissions: nn::Linear,
@@ -80,15 +88,18 @@ impl RhythmEstimator {
                     crf: Crf::new(&(vs / "crf")),
                 }
             }
-            _ => Head::Linear(nn::linear(vs / "classifier", 2 * r, 1, Default::default())),
+            RhythmHead::Focal | RhythmHead::Bce => Head::Classifier {
+                linear: classifier(vs, r),
+                focal: (config.head == RhythmHead::Focal).then_some((config.focal_alpha, config.focal_gamma)),
+            },
+            RhythmHead::Regression => {
+                Head::Regression { linear: classifier(vs, r), peaks: VisualBeatParams::for_fps(config.fps) }
+            }
         };
         RhythmEstimator {
             motion: nn::linear(vs / "motion", config.hoof_bins, r, Default::default()),
             injected: nn::linear(vs / "injected", config.visual_channels(), r, Default::default()),
             head,
-            kind: config.head,
-            peaks: VisualBeatParams::for_fps(config.fps),
-            focal: (config.focal_alpha, config.focal_gamma),
         }
     }
 
@@ -105,7 +116,7 @@ impl RhythmEstimator {
     pub fn forward(&self, hoof: &Tensor, injected: &Tensor) -> Tensor {
         let features = self.features(hoof, injected);
         match &self.head {
-            Head::Linear(classifier) => features.apply(classifier).squeeze_dim(-1),
+            Head::Classifier { linear, .. } | Head::Regression { linear, .. } => features.apply(linear).squeeze_dim(-1),
             Head::BiLstmCrf { lstm, emissions, .. } => lstm.seq(&features).0.apply(emissions),
         }
     }
@@ -114,21 +125,21 @@ impl RhythmEstimator {
     /// `(1/N) Σ_t L^ex_t` for the full model).
     pub fn loss(&self, scores: &Tensor, targets: &RhythmTargets) -> Tensor {
         let kind = scores.kind();
-        match (&self.head, self.kind) {
-            (Head::BiLstmCrf { crf, .. }, _) => {
+        match &self.head {
+            Head::BiLstmCrf { crf, .. } => {
                 let frames = scores.size()[1] as f64;
                 crf.negative_log_likelihood(scores, &targets.onsets).mean(kind) / frames
             }
-            (_, RhythmHead::Focal) => focal_loss(scores, &targets.onsets, self.focal.0, self.focal.1).mean(kind),
-            (_, RhythmHead::Regression) => {
-                scores.sigmoid().mse_loss(&targets.envelope.to_kind(kind), tch::Reduction::Mean)
+            Head::Classifier { focal: Some((alpha, gamma)), .. } => {
+                focal_loss(scores, &targets.onsets, *alpha, *gamma).mean(kind)
             }
-            (_, _) => scores.binary_cross_entropy_with_logits::<Tensor>(
+            Head::Classifier { focal: None, .. } => scores.binary_cross_entropy_with_logits::<Tensor>(
                 &targets.onsets.to_kind(kind),
                 None,
                 None,
                 tch::Reduction::Mean,
             ),
+            Head::Regression { .. } => scores.sigmoid().mse_loss(&targets.envelope.to_kind(kind), tch::Reduction::Mean),
         }
     }
 
@@ -136,7 +147,7 @@ impl RhythmEstimator {
     /// emission softmax's rhythm column: a score, not a calibrated probability).
     pub fn probabilities(&self, scores: &Tensor) -> Tensor {
         match &self.head {
-            Head::Linear(_) => scores.sigmoid(),
+            Head::Classifier { .. } | Head::Regression { .. } => scores.sigmoid(),
             Head::BiLstmCrf { .. } => scores.softmax(-1, scores.kind()).select(-1, 1),
         }
     }
@@ -145,18 +156,23 @@ impl RhythmEstimator {
     /// the classifiers, the peaks of the output (the video's visual-beat peak
     /// picking) for the regression, the Viterbi path for the CRF.
     pub fn decide(&self, scores: &Tensor, threshold: f64) -> Vec<Vec<usize>> {
-        match (&self.head, self.kind) {
-            (Head::BiLstmCrf { crf, .. }, _) => crf.decode(scores),
-            (_, RhythmHead::Regression) => rows(&scores.sigmoid())
+        match &self.head {
+            Head::BiLstmCrf { crf, .. } => crf.decode(scores),
+            Head::Regression { peaks, .. } => rows(&scores.sigmoid())
                 .iter()
-                .map(|output| onset_detect_from_envelope(output, &self.peaks.peaks, false))
+                .map(|output| onset_detect_from_envelope(output, &peaks.peaks, false))
                 .collect(),
-            _ => rows(&scores.sigmoid())
+            Head::Classifier { .. } => rows(&scores.sigmoid())
                 .iter()
                 .map(|p| p.iter().enumerate().filter(|(_, p)| f64::from(**p) >= threshold).map(|(t, _)| t).collect())
                 .collect(),
         }
     }
+}
+
+/// The per-frame linear layer of the classifier and regression heads (`classifier.*`).
+fn classifier(vs: &nn::Path, rhythm_dim: i64) -> nn::Linear {
+    nn::linear(vs / "classifier", 2 * rhythm_dim, 1, Default::default())
 }
 
 /// A [B, N] tensor (per-frame probabilities, embeddings) as B rows of f32, on the CPU.
