@@ -12,8 +12,8 @@ use tch::{Tensor, nn::VarStore};
 pub enum WeightsError {
     #[error("{}: cannot read the weights: {source}", path.display())]
     Read { path: PathBuf, source: tch::TchError },
-    #[error("{}: the weights do not fit the network:{}", path.display(), describe(missing, unexpected, wrong_shape))]
     /// Tensors are named as in the file.
+    #[error("{}: the weights do not fit the network:{}", path.display(), describe(missing, unexpected, wrong_shape))]
     Mismatch {
         path: PathBuf,
         /// In the network, not in the file.
@@ -50,9 +50,13 @@ fn describe(missing: &[String], unexpected: &[String], wrong_shape: &[(String, V
 /// them to each variable's kind and device; fails without changing `vs` when
 /// the names or shapes differ.
 pub fn load_safetensors(vs: &mut VarStore, path: &Path) -> Result<(), WeightsError> {
+    copy_into(vs, &read_safetensors(path)?, "", path)
+}
+
+/// Every tensor of a safetensors file, by name.
+pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsError> {
     let read = |source| WeightsError::Read { path: path.to_owned(), source };
-    let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path).map_err(read)?.into_iter().collect();
-    copy_into(vs, &file, "", path)
+    Ok(Tensor::read_safetensors(path).map_err(read)?.into_iter().collect())
 }
 
 /// Copies `tensors[prefix + name]` into each variable `name` of `vs` (a file

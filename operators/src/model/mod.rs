@@ -35,7 +35,7 @@ use std::path::Path;
 use tch::{Kind, Tensor, nn};
 
 use crate::motion::pwcnet::FeaturePyramid;
-use crate::weights::{WeightsError, copy_into};
+use crate::weights::{WeightsError, copy_into, read_safetensors};
 use encoders::{AudioEncoder, AudioFeatures, VisualEncoder, VisualFeatures};
 use estimator::RhythmEstimator;
 use injector::RgbInjector;
@@ -117,10 +117,7 @@ impl MuDaR {
     /// `pyramid.*` tensors; the file's flow decoders are ignored): the
     /// paper's visual encoder starts from a flow network's features.
     pub fn load_pyramid(vs: &nn::VarStore, path: &Path) -> Result<(), WeightsError> {
-        let tensors = Tensor::read_safetensors(path)
-            .map_err(|source| WeightsError::Read { path: path.to_owned(), source })?
-            .into_iter()
-            .collect();
+        let tensors = read_safetensors(path)?;
         let mut pyramid = nn::VarStore::new(vs.device());
         FeaturePyramid::new(&pyramid.root());
         copy_into(&mut pyramid, &tensors, "pyramid.", path)?;

@@ -19,7 +19,7 @@ use mudar_operators::rhythm::RhythmParams;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use super::clips::{CachedClip, read_cache};
 use super::trained::{TrainedModel, model_inputs};
@@ -201,17 +201,10 @@ pub fn score(trained: &TrainedModel, clips: &[CachedClip], tolerance: i64) -> Rh
             *m = *m + EventMatches::of(&onsets, predicted, tolerance);
         }
     }
-    let embeddings = |groups: &[Inference], audio: bool| -> Tensor {
-        let parts: Vec<Tensor> = groups
-            .iter()
-            .map(|g| match audio {
-                true => g.audio_embedding.as_ref().expect("given the audio").shallow_clone(),
-                false => g.visual_embedding.shallow_clone(),
-            })
-            .collect();
-        Tensor::cat(&parts, 0)
-    };
-    let triplets = triplet_accuracy(trained, clips, &embeddings(&heard, false), &embeddings(&heard, true));
+    let visual: Vec<Vec<f32>> = heard.iter().flat_map(|g| rows(&g.visual_embedding)).collect();
+    let audio: Vec<Vec<f32>> =
+        heard.iter().flat_map(|g| rows(g.audio_embedding.as_ref().expect("given the audio"))).collect();
+    let triplets = triplet_accuracy(trained, clips, &visual, &audio);
     let [with_audio, without_audio, visual, chance, every] = matches;
     RhythmEvaluation {
         clips: clips.len(),
@@ -227,21 +220,24 @@ pub fn score(trained: &TrainedModel, clips: &[CachedClip], tolerance: i64) -> Rh
 }
 
 /// Held-out triplet accuracy for both pretext tasks (see [`TripletAccuracy`]);
-/// `visual` and `audio` are the clips' own embeddings [N, E].
-fn triplet_accuracy(trained: &TrainedModel, clips: &[CachedClip], visual: &Tensor, audio: &Tensor) -> TripletAccuracy {
+/// `visual` and `audio` are the clips' own embeddings, a row per clip.
+fn triplet_accuracy(
+    trained: &TrainedModel,
+    clips: &[CachedClip],
+    visual: &[Vec<f32>],
+    audio: &[Vec<f32>],
+) -> TripletAccuracy {
     let (config, sampling) = (trained.config(), &trained.sampling);
-    // Summed in f64: collapsed embeddings sit within float32 rounding of each other.
-    let squared = |a: &Tensor, b: &Tensor| -> f64 { (a - b).square().sum(Kind::Double).double_value(&[]) };
     let onsets: Vec<Vec<bool>> = clips.iter().map(CachedClip::onset_flags).collect();
     let (mut avc, mut avc_n) = (0usize, 0usize);
     for i in 0..clips.len() {
-        let positive = squared(&visual.get(i as i64), &audio.get(i as i64));
+        let positive = squared_distance(&visual[i], &audio[i]);
         for j in 0..clips.len() {
             if clips[i].meta.video != clips[j].meta.video
                 && is_rhythm_distinct(&onsets[i], &onsets[j], sampling.rhythm_threshold)
             {
                 avc_n += 1;
-                avc += usize::from(positive < squared(&visual.get(i as i64), &audio.get(j as i64)));
+                avc += usize::from(positive < squared_distance(&visual[i], &audio[j]));
             }
         }
     }
@@ -260,12 +256,12 @@ fn triplet_accuracy(trained: &TrainedModel, clips: &[CachedClip], visual: &Tenso
         let shifted: Vec<Tensor> =
             shifts.iter().map(|&s| clip.audio_shifted(s, config.fps, &spec, config.audio_frames)).collect();
         let negatives = tch::no_grad(|| {
-            trained.model.audio(&Tensor::stack(&shifted, 0).to_device(trained.device), false).embedding
+            rows(&trained.model.audio(&Tensor::stack(&shifted, 0).to_device(trained.device), false).embedding)
         });
-        let positive = squared(&visual.get(i as i64), &audio.get(i as i64));
-        for k in 0..shifts.len() as i64 {
+        let positive = squared_distance(&visual[i], &audio[i]);
+        for negative in &negatives {
             avts_n += 1;
-            avts += usize::from(positive < squared(&visual.get(i as i64), &negatives.get(k)));
+            avts += usize::from(positive < squared_distance(&visual[i], negative));
         }
     }
     let fraction = |hits: usize, n: usize| (n > 0).then(|| hits as f64 / n as f64);
@@ -279,17 +275,21 @@ fn triplet_accuracy(trained: &TrainedModel, clips: &[CachedClip], visual: &Tenso
     }
 }
 
-/// The mean cosine similarity of unit embeddings [N, E] over the pairs of
-/// clips of different videos; none without such a pair.
-fn mean_cosine(embeddings: &Tensor, clips: &[CachedClip]) -> Option<f64> {
-    let unit = embeddings.to_kind(Kind::Double);
-    let gram = Vec::<f64>::try_from(unit.matmul(&unit.tr()).flatten(0, -1)).expect("a double matrix");
-    let n = clips.len();
+/// `||a − b||²₂`, summed in f64: collapsed embeddings sit within float32
+/// rounding of each other, where an f32 sum could decide the comparison.
+fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| f64::from((x - y) * (x - y))).sum()
+}
+
+/// The mean cosine similarity of unit embeddings (a row per clip) over the
+/// pairs of clips of different videos; none without such a pair.
+fn mean_cosine(embeddings: &[Vec<f32>], clips: &[CachedClip]) -> Option<f64> {
     let (mut sum, mut pairs) = (0.0, 0usize);
-    for i in 0..n {
-        for j in 0..n {
+    for i in 0..clips.len() {
+        for j in 0..clips.len() {
             if clips[i].meta.video != clips[j].meta.video {
-                sum += gram[i * n + j];
+                sum +=
+                    embeddings[i].iter().zip(&embeddings[j]).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>();
                 pairs += 1;
             }
         }

@@ -623,9 +623,8 @@ impl Trainer {
             let weight = g.clips as f64 / clips as f64;
             mean.iter_mut().zip(&g.gradient).for_each(|(m, &v)| *m += weight * v as f64);
         }
-        let mean: Vec<f32> = mean.into_iter().map(|v| v as f32).collect();
+        let mut mean: Vec<f32> = mean.into_iter().map(|v| v as f32).collect();
         let learning_rate = self.plan.adam.rate_at(self.adam.step_count());
-        let mut mean = mean;
         let overflowed = self.loss_scale.as_mut().is_some_and(|scale| !scale.unscale(&mut mean));
         let grad_norm = if overflowed {
             // Overflowed in float16: no update, and a smaller scale next time.
