@@ -269,7 +269,7 @@ fn music_rhythm_equals_librosa() {
         }
         let tg = rhythm::tempogram(&rhythm.onset_envelope, 384);
         let their_tg = read_f64(&at("tg.f64"));
-        let tg_worst = tg.data.iter().zip(&their_tg).map(|(a, b)| (a - b).abs()).fold(0f64, f64::max);
+        let tg_worst = tg.data.iter().zip(&their_tg).map(|(&a, b)| (a as f64 - b).abs()).fold(0f64, f64::max);
         worst[4] = worst[4].max(tg_worst);
         if tg.data.len() != their_tg.len() || tg_worst > 1e-5 {
             failures.push(format!(

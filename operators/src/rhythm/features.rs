@@ -25,7 +25,7 @@ pub fn audio_input(y: &[f32], params: &RhythmParams) -> Result<Frames, RhythmErr
         let on_beat = beats.next_if_eq(&&t).is_some();
         out.data.push(if on_beat { 1.0 } else { 0.0 });
         out.data.push(rhythm.onset_envelope[t]);
-        out.data.extend(tempogram.column(t).iter().map(|&v| v as f32));
+        out.data.extend_from_slice(tempogram.column(t));
     }
     Ok(out)
 }

@@ -46,10 +46,9 @@ impl Autocorrelator {
         &mut self.buffer[..len]
     }
 
-    /// The autocorrelations of the windows placed by [`Self::input`], lags
-    /// `0..ac_a.len()`, both scaled by the same factor (4× the FFT length;
-    /// the normalisation by the maximum removes it).
-    fn autocorrelate(&mut self, ac_a: &mut [f32], ac_b: &mut [f32]) {
+    /// Replaces the windows placed by [`Self::input`] with their power
+    /// spectra, `a`'s as real and `b`'s as imaginary parts, both scaled by 4.
+    fn power_spectra(&mut self) {
         let n = self.buffer.len();
         self.forward.process_with_scratch(&mut self.buffer, &mut self.scratch);
         let powers = |z: Complex<f32>, mirror: Complex<f32>| {
@@ -82,6 +81,18 @@ impl Autocorrelator {
         if n.is_multiple_of(2) {
             self.buffer[n / 2] = powers(self.buffer[n / 2], self.buffer[n / 2]);
         }
+    }
+
+    /// The power spectra of [`Self::power_spectra`], `0..=N/2` (the rest mirrors them).
+    fn half_spectrum(&self) -> &[Complex<f32>] {
+        &self.buffer[..=self.buffer.len() / 2]
+    }
+
+    /// The autocorrelations of the windows placed by [`Self::input`], lags
+    /// `0..ac_a.len()`, both scaled by the same factor (4× the FFT length;
+    /// the normalisation by the maximum removes it).
+    fn autocorrelate(&mut self, ac_a: &mut [f32], ac_b: &mut [f32]) {
+        self.power_spectra();
         self.inverse.process_with_scratch(&mut self.buffer, &mut self.scratch);
         let lags = ac_a.len();
         for ((a, b), c) in ac_a.iter_mut().zip(&mut ac_b[..lags]).zip(&self.buffer[..lags]) {
@@ -111,11 +122,12 @@ fn fft_len(win_length: usize) -> usize {
 
 /// Tempogram: `win_length` rows (lag in frames) × one column per envelope
 /// frame, column-major (`column t` is `data[t * win_length..][..win_length]`),
-/// each column normalised by its maximum absolute value.
+/// each column normalised by its maximum absolute value. librosa returns
+/// f64; ours are f32 values (the autocorrelations are f32 FFTs), stored as such.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tempogram {
     pub win_length: usize,
-    pub data: Vec<f64>,
+    pub data: Vec<f32>,
 }
 
 impl Tempogram {
@@ -123,16 +135,17 @@ impl Tempogram {
         self.data.len() / self.win_length
     }
 
-    pub fn column(&self, t: usize) -> &[f64] {
+    pub fn column(&self, t: usize) -> &[f32] {
         &self.data[t * self.win_length..(t + 1) * self.win_length]
     }
 
-    /// Mean over frames of each lag (`np.mean(tg, axis=-1)`).
+    /// Mean over frames of each lag (`np.mean(tg, axis=-1)`), summed in f64.
     pub fn mean_over_time(&self) -> Vec<f64> {
-        let n = self.n_frames();
-        (0..self.win_length)
-            .map(|k| (0..n).map(|t| self.data[t * self.win_length + k]).sum::<f64>() / n as f64)
-            .collect()
+        let mut sum = vec![0f64; self.win_length];
+        for column in self.data.chunks_exact(self.win_length) {
+            sum.iter_mut().zip(column).for_each(|(s, &v)| *s += v as f64);
+        }
+        sum.iter().map(|&s| s / self.n_frames() as f64).collect()
     }
 }
 
@@ -141,28 +154,62 @@ impl Tempogram {
 /// linear ramp to zero of `W/2` frames each side, windowed around each frame,
 /// autocorrelated, and each column divided by its maximum (spec §8).
 pub fn tempogram(envelope: &[f32], win_length: usize) -> Tempogram {
-    let mut data = vec![0f64; envelope.len() * win_length];
-    for_each_column(envelope, win_length, |t, normalised| {
-        let column = &mut data[t * win_length..(t + 1) * win_length];
-        column.iter_mut().zip(normalised).for_each(|(dst, &v)| *dst = v as f64);
+    let n = envelope.len();
+    let mut data = vec![0f32; n * win_length];
+    let (mut ac_a, mut ac_b) = (vec![0f32; win_length], vec![0f32; win_length]);
+    for_each_window_pair(envelope, win_length, |t, nonzero, correlator| {
+        correlator.autocorrelate(&mut ac_a, &mut ac_b);
+        // A zero window must give a zero column, not its partner's rounding.
+        for (column, ac, nonzero) in [(t, &ac_a, nonzero[0]), (t + 1, &ac_b, nonzero[1])] {
+            if !nonzero || column >= n {
+                continue;
+            }
+            let scale = 1.0 / ac.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let column = &mut data[column * win_length..(column + 1) * win_length];
+            column.iter_mut().zip(ac).for_each(|(dst, &v)| *dst = v * scale);
+        }
     });
     Tempogram { win_length, data }
 }
 
 /// The tempogram averaged over time (`np.mean(tempogram(…), axis=-1)`),
-/// without holding the tempogram: all that `tempo` needs of it.
+/// all that `tempo` needs of it, at half the tempogram's cost. A column's
+/// maximum is its lag-0 value (no lag of an autocorrelation exceeds it), and
+/// that is the sum of the window's power spectrum; the inverse FFT is
+/// linear, so the mean of the normalised columns is one inverse FFT of the
+/// mean of the spectra each divided by its sum, instead of one per column.
 pub fn tempogram_mean(envelope: &[f32], win_length: usize) -> Vec<f64> {
-    let mut sum = vec![0f64; win_length];
-    for_each_column(envelope, win_length, |_, normalised| {
-        sum.iter_mut().zip(normalised).for_each(|(dst, &v)| *dst += v as f64);
+    let n_fft = fft_len(win_length);
+    // Bins 0..=N/2 of the summed normalised spectra (even: the rest mirror them).
+    let mut spectrum_sum = vec![0f64; n_fft / 2 + 1];
+    for_each_window_pair(envelope, win_length, |t, nonzero, correlator| {
+        correlator.power_spectra();
+        let half = correlator.half_spectrum();
+        // Σ over all N bins: the interior ones count twice.
+        let total = |part: fn(&Complex<f32>) -> f32| {
+            let ends = part(&half[0]) as f64 + if n_fft.is_multiple_of(2) { part(&half[n_fft / 2]) as f64 } else { 0.0 };
+            let interior_end = if n_fft.is_multiple_of(2) { n_fft / 2 } else { n_fft / 2 + 1 };
+            ends + 2.0 * half[1..interior_end].iter().map(|c| part(c) as f64).sum::<f64>()
+        };
+        let a_scale = if nonzero[0] { 1.0 / total(|c| c.re) } else { 0.0 };
+        let b_scale = if nonzero[1] && t + 1 < envelope.len() { 1.0 / total(|c| c.im) } else { 0.0 };
+        for (sum, c) in spectrum_sum.iter_mut().zip(half) {
+            *sum += c.re as f64 * a_scale + c.im as f64 * b_scale;
+        }
     });
-    sum.iter().map(|&s| s / envelope.len() as f64).collect()
+    // The inverse transform of a real even spectrum, by the cosine sum:
+    // Σ_t ac_t[k] / ac_t[0] for each lag k.
+    let mut spectrum: Vec<Complex<f64>> = (0..n_fft).map(|f| Complex::new(spectrum_sum[f.min(n_fft - f)], 0.0)).collect();
+    FftPlanner::<f64>::new().plan_fft_inverse(n_fft).process(&mut spectrum);
+    spectrum[..win_length].iter().map(|c| c.re / envelope.len() as f64).collect()
 }
 
-/// Calls `visit(t, column)` with each tempogram column that is not all zero,
-/// normalised by its maximum absolute value; all-zero columns stay zero, as
-/// librosa leaves columns whose maximum is below f64's tiny.
-fn for_each_column(envelope: &[f32], win_length: usize, mut visit: impl FnMut(usize, &[f32])) {
+/// Calls `visit(t, [a nonzero, b nonzero], correlator)` with the windows of
+/// columns `t` and `t + 1` placed in the correlator's input (`t` even; past
+/// the last column, a zero window), skipping pairs that are both zero: all-zero
+/// columns stay zero, as librosa leaves columns whose maximum is below
+/// f64's tiny.
+fn for_each_window_pair(envelope: &[f32], win_length: usize, mut visit: impl FnMut(usize, [bool; 2], &mut Autocorrelator)) {
     assert!(win_length >= 1, "win_length must be positive");
     let n = envelope.len();
     let half = win_length / 2;
@@ -179,7 +226,6 @@ fn for_each_column(envelope: &[f32], win_length: usize, mut visit: impl FnMut(us
     padded.resize(n + win_length, 0.0);
     let window: Vec<f32> = periodic_hann(win_length).into_iter().map(|w| w as f32).collect();
     let mut correlator = Autocorrelator::new(win_length);
-    let (mut ac_a, mut ac_b) = (vec![0f32; win_length], vec![0f32; win_length]);
     for t in (0..n).step_by(2) {
         let (a, b) = (&padded[t..t + win_length], &padded[t + 1..t + 1 + win_length]);
         let u = correlator.input(win_length);
@@ -189,19 +235,8 @@ fn for_each_column(envelope: &[f32], win_length: usize, mut visit: impl FnMut(us
         // Usually decided by the first non-zero window values.
         let a_nonzero = u.iter().any(|c| c.re != 0.0);
         let b_nonzero = u.iter().any(|c| c.im != 0.0);
-        if !(a_nonzero || b_nonzero) {
-            continue;
-        }
-        correlator.autocorrelate(&mut ac_a, &mut ac_b);
-        // A zero window must give a zero column, not its partner's rounding.
-        for (column, ac, nonzero) in [(t, &mut ac_a, a_nonzero), (t + 1, &mut ac_b, b_nonzero)] {
-            if !nonzero || column >= n {
-                continue;
-            }
-            let max = ac.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let scale = 1.0 / max;
-            ac.iter_mut().for_each(|v| *v *= scale);
-            visit(column, ac);
+        if a_nonzero || b_nonzero {
+            visit(t, [a_nonzero, b_nonzero], &mut correlator);
         }
     }
 }
@@ -294,6 +329,24 @@ mod tests {
         let best = (10..60).max_by(|&a, &b| column[a].total_cmp(&column[b])).unwrap();
         assert_eq!(best, 20);
         assert_eq!(tempo(&envelope, 16_000, 512, &TempoParams::default()), 1875.0 / 20.0);
+    }
+
+    #[test]
+    fn mean_of_spectra_equals_mean_of_columns() {
+        // Odd and even lengths, a silent stretch (zero columns) and a window
+        // length whose FFT is odd (27).
+        for (len, win_length) in [(301, 250), (300, 384), (57, 14), (40, 13), (9, 2)] {
+            let envelope: Vec<f32> = (0..len)
+                .map(|i| if (100..160).contains(&i) { 0.0 } else { ((i * 37 % 23) as f32 * 0.1).powi(2) })
+                .collect();
+            let direct = tempogram(&envelope, win_length).mean_over_time();
+            let fast = tempogram_mean(&envelope, win_length);
+            assert_eq!(fast.len(), win_length);
+            for (k, (a, b)) in fast.iter().zip(&direct).enumerate() {
+                assert!((a - b).abs() < 2e-6, "{len}/{win_length} lag {k}: {a} vs {b}");
+            }
+        }
+        assert_eq!((fft_len(13), fft_len(2)), (27, 3));
     }
 
     #[test]
