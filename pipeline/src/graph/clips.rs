@@ -9,10 +9,9 @@ use mudar_operators::rhythm::{self, RhythmParams};
 use mudar_schemas::{ClipRow, VideoFrameRow};
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::operator::Operator;
 
-use super::{Event, Failure, Record, StreamId, stream_of};
+use super::{Closing, Event, Failure, Record, StreamId, stream_of};
 use crate::clip::{Clip, ClipAssembler, ClipRule, Span};
 
 /// How clips are cut and measured.
@@ -49,7 +48,7 @@ impl<'scope> ClipFeatures<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)>
     ) -> Stream<'scope, u64, Vec<(StreamId, Record)>> {
         let mut streams: HashMap<StreamId, ClipState> = HashMap::new();
         // Streams whose events closed, waiting for their motion rows to be complete.
-        let mut closing: Vec<(Capability<u64>, StreamId)> = Vec::new();
+        let mut closing = Closing::default();
         self.binary_frontier(motion, Exchange::new(stream_of), Exchange::new(stream_of), "ClipFeatures", move |_, _| {
             move |(events, events_frontier), (motion, motion_frontier), output| {
                 events.for_each(|time, data| {
@@ -71,7 +70,7 @@ impl<'scope> ClipFeatures<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)>
                                     session.give_iterator(clip_records(id, state, clips, &params));
                                 }
                             }
-                            Event::Closed(_) => closing.push((time.retain_least(0).expect("output 0"), id)),
+                            Event::Closed(_) => closing.push(time.retain_least(0).expect("output 0"), id),
                             Event::Video(_) => {}
                         }
                     }
@@ -86,15 +85,13 @@ impl<'scope> ClipFeatures<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)>
                         }
                     }
                 });
-                closing.retain(|(cap, id)| {
-                    let complete = !events_frontier.less_equal(cap.time()) && !motion_frontier.less_equal(cap.time());
-                    if complete && let Some(mut state) = streams.remove(id) {
+                closing.finish_complete([events_frontier, motion_frontier], |cap, id| {
+                    if let Some(mut state) = streams.remove(&id) {
                         let assembler =
                             std::mem::replace(&mut state.assembler, ClipAssembler::new(Vec::new(), false, false));
                         let clips = assembler.finish();
-                        output.session(cap).give_iterator(clip_records(*id, &mut state, clips, &params));
+                        output.session(cap).give_iterator(clip_records(id, &mut state, clips, &params));
                     }
-                    !complete
                 });
             }
         })

@@ -23,6 +23,8 @@ pub mod views;
 
 use mudar_schemas::{AudioFrameRow, ClipRow, VideoFrameRow};
 use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::Capability;
+use timely::progress::frontier::MutableAntichain;
 
 pub use clips::{ClipFeatures, ClipParams, clip_row};
 pub use driver::{Driver, DriverConfig, EventInput, Progress};
@@ -94,4 +96,32 @@ pub enum Record {
 /// The exchange key of keyed data.
 pub(crate) fn stream_of<D>(item: &(StreamId, D)) -> u64 {
     item.0
+}
+
+/// Streams whose events have closed, each held with a capability at its
+/// `Closed` epoch until both inputs of a two-input operator have passed that
+/// epoch: then every row of the stream has arrived on both.
+#[derive(Default)]
+pub(crate) struct Closing(Vec<(Capability<u64>, StreamId)>);
+
+impl Closing {
+    pub(crate) fn push(&mut self, capability: Capability<u64>, id: StreamId) {
+        self.0.push((capability, id));
+    }
+
+    /// Hands each stream whose inputs are both complete to `finish`, with
+    /// its capability to emit its last rows at, and forgets it.
+    pub(crate) fn finish_complete(
+        &mut self,
+        frontiers: [&MutableAntichain<u64>; 2],
+        mut finish: impl FnMut(&Capability<u64>, StreamId),
+    ) {
+        self.0.retain(|(capability, id)| {
+            let complete = frontiers.iter().all(|frontier| !frontier.less_equal(capability.time()));
+            if complete {
+                finish(capability, *id);
+            }
+            !complete
+        });
+    }
 }

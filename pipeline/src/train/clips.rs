@@ -16,11 +16,10 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::operator::Operator;
 
 use crate::clip::{Clip, ClipAssembler, ClipRule, Span};
-use crate::graph::{Event, Record, StreamId, stream_of};
+use crate::graph::{Closing, Event, Record, StreamId, stream_of};
 
 /// What a training clip must hold.
 #[derive(Clone, Copy, Debug)]
@@ -128,7 +127,7 @@ impl<'scope> TrainingClips<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)
         params: TrainingClipParams,
     ) -> Stream<'scope, u64, Vec<(StreamId, ClipOutcome)>> {
         let mut streams: HashMap<StreamId, StreamState> = HashMap::new();
-        let mut closing: Vec<(Capability<u64>, StreamId)> = Vec::new();
+        let mut closing = Closing::default();
         let frame_s = Duration::from_secs_f64(1.0 / params.fps);
         let exchange = (Exchange::new(stream_of), Exchange::new(stream_of));
         self.binary_frontier(motion, exchange.0, exchange.1, "TrainingClips", move |_, _| {
@@ -181,7 +180,7 @@ impl<'scope> TrainingClips<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)
                                     state.pending.insert(frame.pts.as_nanos(), item);
                                 }
                             }
-                            Event::Closed(_) => closing.push((time.retain_least(0).expect("output 0"), id)),
+                            Event::Closed(_) => closing.push(time.retain_least(0).expect("output 0"), id),
                         }
                     }
                 });
@@ -204,9 +203,8 @@ impl<'scope> TrainingClips<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)
                         session.give_iterator(outcomes(id, state, clips, &params).into_iter());
                     }
                 });
-                closing.retain(|(cap, id)| {
-                    let complete = !events_frontier.less_equal(cap.time()) && !motion_frontier.less_equal(cap.time());
-                    if complete && let Some(mut state) = streams.remove(id) {
+                closing.finish_complete([events_frontier, motion_frontier], |cap, id| {
+                    if let Some(mut state) = streams.remove(&id) {
                         // The last frame has no flow out of it, so no HOOF row.
                         let mut clips = Vec::new();
                         for (_, item) in std::mem::take(&mut state.pending) {
@@ -215,9 +213,8 @@ impl<'scope> TrainingClips<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)
                         let assembler =
                             std::mem::replace(&mut state.assembler, ClipAssembler::new(Vec::new(), false, false));
                         clips.extend(assembler.finish());
-                        output.session(cap).give_iterator(outcomes(*id, &mut state, clips, &params).into_iter());
+                        output.session(cap).give_iterator(outcomes(id, &mut state, clips, &params).into_iter());
                     }
-                    !complete
                 });
             }
         })
