@@ -185,21 +185,19 @@ pub fn tempogram_mean(envelope: &[f32], win_length: usize) -> Vec<f64> {
     for_each_window_pair(envelope, win_length, |t, nonzero, correlator| {
         correlator.power_spectra();
         let half = correlator.half_spectrum();
-        // Σ over all N bins: the interior ones count twice.
-        let total = |part: fn(&Complex<f32>) -> f32| {
-            let ends = part(&half[0]) as f64 + if n_fft.is_multiple_of(2) { part(&half[n_fft / 2]) as f64 } else { 0.0 };
-            let interior_end = if n_fft.is_multiple_of(2) { n_fft / 2 } else { n_fft / 2 + 1 };
-            ends + 2.0 * half[1..interior_end].iter().map(|c| part(c) as f64).sum::<f64>()
-        };
+        // Σ over all N bins; bin f holds the value of bin min(f, N − f).
+        let total =
+            |part: fn(&Complex<f32>) -> f32| (0..n_fft).map(|f| part(&half[f.min(n_fft - f)]) as f64).sum::<f64>();
         let a_scale = if nonzero[0] { 1.0 / total(|c| c.re) } else { 0.0 };
         let b_scale = if nonzero[1] && t + 1 < envelope.len() { 1.0 / total(|c| c.im) } else { 0.0 };
         for (sum, c) in spectrum_sum.iter_mut().zip(half) {
             *sum += c.re as f64 * a_scale + c.im as f64 * b_scale;
         }
     });
-    // The inverse transform of a real even spectrum, by the cosine sum:
-    // Σ_t ac_t[k] / ac_t[0] for each lag k.
-    let mut spectrum: Vec<Complex<f64>> = (0..n_fft).map(|f| Complex::new(spectrum_sum[f.min(n_fft - f)], 0.0)).collect();
+    // One inverse FFT of the summed spectrum (real and even, so its
+    // transform is real): Σ_t ac_t[k] / ac_t[0] for each lag k.
+    let mut spectrum: Vec<Complex<f64>> =
+        (0..n_fft).map(|f| Complex::new(spectrum_sum[f.min(n_fft - f)], 0.0)).collect();
     FftPlanner::<f64>::new().plan_fft_inverse(n_fft).process(&mut spectrum);
     spectrum[..win_length].iter().map(|c| c.re / envelope.len() as f64).collect()
 }
@@ -209,7 +207,11 @@ pub fn tempogram_mean(envelope: &[f32], win_length: usize) -> Vec<f64> {
 /// the last column, a zero window), skipping pairs that are both zero: all-zero
 /// columns stay zero, as librosa leaves columns whose maximum is below
 /// f64's tiny.
-fn for_each_window_pair(envelope: &[f32], win_length: usize, mut visit: impl FnMut(usize, [bool; 2], &mut Autocorrelator)) {
+fn for_each_window_pair(
+    envelope: &[f32],
+    win_length: usize,
+    mut visit: impl FnMut(usize, [bool; 2], &mut Autocorrelator),
+) {
     assert!(win_length >= 1, "win_length must be positive");
     let n = envelope.len();
     let half = win_length / 2;
