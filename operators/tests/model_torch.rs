@@ -184,7 +184,7 @@ fn every_head_runs_with_and_without_audio() {
         assert!(untrained.is_empty(), "{head:?}: no gradient reaches {untrained:?}");
         for (with_audio, audio) in [(true, Some(&batch.audio)), (false, None)] {
             let out = model.infer(&batch.frames, &batch.hoof, audio, &Default::default());
-            assert_eq!(out.visual_embedding.size(), [4, config.embedding_dim]);
+            assert_eq!(out.visual_embedding.size(), [4, config.embedding_len()]);
             assert_eq!(out.audio_embedding.is_some(), with_audio);
             assert_eq!(out.rhythm_probability.size(), [4, config.frames], "{head:?}");
             assert_eq!(out.rhythm_frames.len(), 4);

@@ -100,6 +100,7 @@ pub struct ModelChoice {
     /// The checkpoint's JSON.
     pub checkpoint: PathBuf,
     pub step: u64,
+    /// Values in a clip's embedding (the store's vector width).
     pub embedding_dim: usize,
     pub device: tch::Device,
 }
@@ -111,7 +112,7 @@ impl ModelChoice {
         let choice = ModelChoice {
             checkpoint: trained.path.clone(),
             step: trained.info.step,
-            embedding_dim: trained.config().embedding_dim as usize,
+            embedding_dim: trained.config().embedding_len() as usize,
             device,
         };
         Ok((choice, trained))

@@ -127,8 +127,21 @@ fn info_finds_gstreamer_and_libtorch() {
 fn music_finds_the_beats_of_a_synthetic_dance() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let run =
-        mudar(&["synth", "--out", out, "--style", "hiphop", "--duration", "12", "--format", "webm-vp8", "--seed", "3"]);
+    let run = mudar(&[
+        "synth",
+        "--out",
+        out,
+        "--style",
+        "hiphop",
+        "--tempo",
+        "92",
+        "--duration",
+        "12",
+        "--format",
+        "webm-vp8",
+        "--seed",
+        "3",
+    ]);
     assert!(run.status.success());
     let video = dir.path().join("dance-0003-hiphop.webm");
     let truth: GroundTruth =

@@ -188,7 +188,10 @@ fn trains_stops_resumes_and_shares_batches() {
     // one worker's up to float rounding (the batch is summed in another
     // order). The weights drift further apart than the losses: Adam's steps
     // are about lr·sign(g), so rounding flips the steps of gradients near
-    // zero; measured here, 1.5% of the distance trained after 6 steps.
+    // zero. Measured after 6 steps: 0.5% of the distance trained for the
+    // model but its feature pyramid, 24% for the pyramid, whose gradients
+    // (it feeds only the explicit pathway, through the injector) are nearly
+    // all near zero.
     let parallel = dir.path().join("parallel");
     copy_cache(&whole, &parallel);
     let out = ok(train(&videos, &parallel, &["--steps", "6", "--checkpoint-every", "100", "-w", "2"]));
@@ -208,14 +211,23 @@ fn trains_stops_resumes_and_shares_batches() {
     let _model = MuDaR::new(&vs.root(), &ModelConfig::tiny()).unwrap();
     let initial: BTreeMap<String, Tensor> =
         vs.variables().into_iter().map(|(n, v)| (format!("model.{n}"), v)).collect();
-    let (mut difference, mut trained) = (0.0, 0.0);
+    // Squared distances between the runs and trained, without and within the pyramid.
+    let mut distances = [[0.0; 2]; 2];
     for (name, w) in weights(&parallel) {
-        difference += (&w - &w_whole[&name]).square().sum(tch::Kind::Double).double_value(&[]);
-        trained += (&w_whole[&name] - &initial[&name]).square().sum(tch::Kind::Double).double_value(&[]);
+        let part = &mut distances[usize::from(name.starts_with("model.visual.pyramid."))];
+        part[0] += (&w - &w_whole[&name]).square().sum(tch::Kind::Double).double_value(&[]);
+        part[1] += (&w_whole[&name] - &initial[&name]).square().sum(tch::Kind::Double).double_value(&[]);
     }
-    assert!(trained > 0.0, "training moved no weight");
-    let relative = (difference / trained).sqrt();
-    assert!(relative < 0.05, "two workers' weights differ from one worker's by {relative} of the distance trained");
+    for ([difference, trained], what, bound) in
+        [(distances[0], "the model but the pyramid", 0.05), (distances[1], "the pyramid", 0.5)]
+    {
+        assert!(trained > 0.0, "training moved no weight of {what}");
+        let relative = (difference / trained).sqrt();
+        assert!(
+            relative < bound,
+            "two workers' weights of {what} differ from one worker's by {relative} of the distance trained"
+        );
+    }
 }
 
 /// `mudar extract --model RUN` on the training videos: every clip row has the

@@ -35,6 +35,33 @@ impl std::str::FromStr for RhythmHead {
     }
 }
 
+/// What the implicit pathway's visual transformer reads per frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VisualStreamInput {
+    /// The frame's HOOF (the explicit pathway's motion features),
+    /// standardised over the clip as the audio input is. Without a pyramid
+    /// trained for flow, the pyramid's features of single frames barely move
+    /// with the dancer and the visual embedding collapses (README, "Implicit
+    /// pathway"); motion makes it learn.
+    Motion,
+    /// The paper's: the last pyramid level of each frame, averaged over
+    /// positions (meant for a pyramid from PWC-Net weights, `--pyramid-weights`).
+    Pyramid,
+}
+
+impl std::str::FromStr for VisualStreamInput {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<VisualStreamInput, String> {
+        match s {
+            "motion" => Ok(VisualStreamInput::Motion),
+            "pyramid" => Ok(VisualStreamInput::Pyramid),
+            _ => Err(format!("unknown visual stream input '{s}' (motion, pyramid)")),
+        }
+    }
+}
+
 /// Everything that fixes the shapes of MuDaR's weights and its losses.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -59,7 +86,10 @@ pub struct ModelConfig {
     pub heads: i64,
     /// Hidden width of the transformers' feed-forward blocks.
     pub feed_forward_dim: i64,
-    /// Width of the audio-visual embedding space.
+    /// What the visual transformer of the implicit pathway reads per frame.
+    pub visual_input: VisualStreamInput,
+    /// Width of the audio-visual embedding per video frame; a clip's
+    /// embedding is [`Self::embedding_len`] long.
     pub embedding_dim: i64,
     /// Width of the audio-guided attention's joint space (Eq. 7).
     pub attention_dim: i64,
@@ -99,7 +129,8 @@ impl ModelConfig {
             layers: 4,
             heads: 8,
             feed_forward_dim: 2048,
-            embedding_dim: 128,
+            visual_input: VisualStreamInput::Motion,
+            embedding_dim: 32,
             attention_dim: 256,
             injector_heads: 4,
             rhythm_dim: 128,
@@ -133,6 +164,11 @@ impl ModelConfig {
             dropout: 0.0,
             ..ModelConfig::paper()
         }
+    }
+
+    /// Values in a clip's embedding: `embedding_dim` per video frame.
+    pub fn embedding_len(&self) -> i64 {
+        self.frames * self.embedding_dim
     }
 
     /// Channels of the visual feature map (PWC-Net's last pyramid level).

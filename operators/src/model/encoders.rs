@@ -6,14 +6,15 @@
 use tch::{Tensor, nn};
 
 use super::attention::TemporalEncoder;
-use super::config::ModelConfig;
+use super::config::{ModelConfig, VisualStreamInput};
 use crate::motion::pwcnet::FeaturePyramid;
 
 /// Frames → the last pyramid feature map per frame (`f_rgb`, the explicit
-/// pathway's input too) and the visual embedding.
+/// pathway's input) and the visual embedding of the frames' motion.
 #[derive(Debug)]
 pub struct VisualEncoder {
     pyramid: FeaturePyramid,
+    stream_input: VisualStreamInput,
     input: nn::Linear,
     temporal: TemporalEncoder,
     projection: nn::Linear,
@@ -24,7 +25,7 @@ pub struct VisualEncoder {
 pub struct VisualFeatures {
     /// `f_rgb`, [B, T, k, C]: the k positions of the last pyramid level.
     pub feature_map: Tensor,
-    /// f'_v, [B, E], unit length.
+    /// f'_v, [B, T·E]: E values per frame, unit length over the clip.
     pub embedding: Tensor,
 }
 
@@ -32,23 +33,32 @@ impl VisualEncoder {
     /// Variables `pyramid.*` (PWC-Net's names, so a flow checkpoint's pyramid
     /// can initialise it), `input`, `temporal.layer{k}.*`, `projection`.
     pub fn new(vs: &nn::Path, config: &ModelConfig) -> VisualEncoder {
+        let input_width = match config.visual_input {
+            VisualStreamInput::Motion => config.hoof_bins,
+            VisualStreamInput::Pyramid => config.visual_channels(),
+        };
         VisualEncoder {
             pyramid: FeaturePyramid::new(&(vs / "pyramid")),
-            input: nn::linear(vs / "input", config.visual_channels(), config.model_dim, Default::default()),
+            stream_input: config.visual_input,
+            input: nn::linear(vs / "input", input_width, config.model_dim, Default::default()),
             temporal: temporal_encoder(&(vs / "temporal"), config),
             projection: nn::linear(vs / "projection", config.model_dim, config.embedding_dim, Default::default()),
         }
     }
 
-    /// `frames` [B, T, 3, H, W], RGB in [0, 1].
-    pub fn forward(&self, frames: &Tensor, train: bool) -> VisualFeatures {
+    /// `frames` [B, T, 3, H, W], RGB in [0, 1]; `hoof` [B, T, bins].
+    pub fn forward(&self, frames: &Tensor, hoof: &Tensor, train: bool) -> VisualFeatures {
         let size = frames.size();
         let (batch, time) = (size[0], size[1]);
         let flat = frames.view([batch * time, size[2], size[3], size[4]]);
         let last = self.pyramid.features(&flat).pop().expect("six pyramid levels");
         let (_, channels, height, width) = last.size4().expect("[B·T, C, h, w]");
         let feature_map = last.view([batch, time, channels, height * width]).transpose(2, 3);
-        let per_frame = feature_map.mean_dim(2, false, feature_map.kind()).apply(&self.input);
+        let per_frame = match self.stream_input {
+            VisualStreamInput::Motion => standardise_over_time(hoof),
+            VisualStreamInput::Pyramid => feature_map.mean_dim(2, false, feature_map.kind()),
+        }
+        .apply(&self.input);
         let embedding = embed(&self.temporal.forward(&per_frame, train), &self.projection);
         VisualFeatures { feature_map, embedding }
     }
@@ -70,7 +80,7 @@ pub struct AudioEncoder {
 pub struct AudioFeatures {
     /// `f_a`, [B, T, D]: the convolutional encoder's output at video frame rate.
     pub frame_features: Tensor,
-    /// f'_a, [B, E], unit length.
+    /// f'_a, [B, T·E]: E values per video frame, unit length over the clip.
     pub embedding: Tensor,
 }
 
@@ -102,11 +112,8 @@ impl AudioEncoder {
     /// `audio` [B, T_a, F]: the per-frame audio input of each clip.
     pub fn forward(&self, audio: &Tensor, train: bool) -> AudioFeatures {
         let kind = audio.kind();
-        // Mel dB, 0/1 beats, the envelope and autocorrelations live on unrelated
-        // scales: standardise each feature over the clip's frames.
-        let mean = audio.mean_dim(1, true, kind);
-        let spread = (audio.var_dim(1, false, true) + 1e-5).sqrt();
-        let x = ((audio - mean) / spread).unsqueeze(1);
+        // Mel dB, 0/1 beats, the envelope and autocorrelations live on unrelated scales.
+        let x = standardise_over_time(audio).unsqueeze(1);
         let x = self.convs.iter().fold(x, |x, conv| x.apply(conv).relu());
         // [B, C, T_a, F'] → mean over frequency → pooled to the T video frames.
         let over_time = x.mean_dim(3, false, kind).adaptive_avg_pool1d(self.frames);
@@ -120,11 +127,64 @@ fn temporal_encoder(vs: &nn::Path, config: &ModelConfig) -> TemporalEncoder {
     TemporalEncoder::new(vs, config.layers, config.model_dim, config.heads, config.feed_forward_dim, config.dropout)
 }
 
-/// Mean over time, projected and scaled to unit length, so that the squared
-/// distances of the triplet loss (Eq. 18) lie in [0, 4] and its margin has a
-/// fixed meaning.
+/// Each feature of `x` [B, T, F] standardised over the clip's T frames:
+/// what varies within the clip, on one scale.
+fn standardise_over_time(x: &Tensor) -> Tensor {
+    let mean = x.mean_dim(1, true, x.kind());
+    let spread = (x.var_dim(1, false, true) + 1e-5).sqrt();
+    (x - mean) / spread
+}
+
+/// Each frame projected, the frames in order, scaled to unit length over
+/// the clip: the triplet loss (Eq. 18) compares clips frame by frame, so
+/// the embedding keeps when things happen, which rhythm is about (a mean
+/// over time would leave AVTS's shifted negatives nearly where the positive
+/// is), and its squared distances lie in [0, 4], so the margin has a fixed
+/// meaning.
 fn embed(sequence: &Tensor, projection: &nn::Linear) -> Tensor {
-    let pooled = sequence.mean_dim(1, false, sequence.kind()).apply(projection);
-    let norm = pooled.square().sum_dim_intlist(-1, true, pooled.kind()).clamp_min(1e-12).sqrt();
-    pooled / norm
+    let frames = sequence.apply(projection).flatten(1, 2);
+    let norm = frames.square().sum_dim_intlist(-1, true, frames.kind()).clamp_min(1e-12).sqrt();
+    frames / norm
+}
+
+#[cfg(test)]
+mod tests {
+    use tch::{Device, Kind};
+
+    use super::*;
+
+    #[test]
+    fn the_visual_stream_reads_what_the_configuration_names() {
+        tch::manual_seed(0);
+        let (clips, frames) = (2, 6);
+        let video = |seed| {
+            tch::manual_seed(seed);
+            Tensor::rand([clips, frames, 3, 96, 96], (Kind::Float, Device::Cpu))
+        };
+        let hoof = Tensor::rand([clips, frames, 30], (Kind::Float, Device::Cpu));
+        let same = |a: &Tensor, b: &Tensor| a.allclose(b, 1e-5, 1e-6, false);
+        for input in [VisualStreamInput::Motion, VisualStreamInput::Pyramid] {
+            let config = ModelConfig { frames, visual_input: input, ..ModelConfig::tiny() };
+            let vs = nn::VarStore::new(Device::Cpu);
+            let encoder = VisualEncoder::new(&vs.root(), &config);
+            let embed = |frames: &Tensor, hoof: &Tensor| encoder.forward(frames, hoof, false).embedding;
+            let base = embed(&video(1), &hoof);
+            assert_eq!(base.size(), [clips, config.embedding_len()]);
+            let norms = base.square().sum_dim_intlist(1, false, Kind::Float);
+            assert!(same(&norms, &Tensor::ones([clips], (Kind::Float, Device::Cpu))), "unit length per clip");
+            let other_frames = embed(&video(2), &hoof);
+            let other_motion = embed(&video(1), &hoof.flip([1]));
+            // Standardised per clip: an offset of the motion does not matter.
+            let rescaled_motion = embed(&video(1), &(&hoof + 1.0));
+            match input {
+                VisualStreamInput::Motion => {
+                    assert!(same(&base, &other_frames) && same(&base, &rescaled_motion));
+                    assert!(!same(&base, &other_motion), "the motion, frame by frame, makes the embedding");
+                }
+                VisualStreamInput::Pyramid => {
+                    assert!(same(&base, &other_motion) && !same(&base, &other_frames));
+                }
+            }
+        }
+    }
 }

@@ -25,7 +25,7 @@ pub mod optim;
 pub mod sampling;
 pub mod targets;
 
-pub use config::{ModelConfig, RhythmHead};
+pub use config::{ModelConfig, RhythmHead, VisualStreamInput};
 pub use estimator::{DecisionThresholds, RhythmTargets};
 pub use losses::{focal_loss, joint_loss, triplet_loss};
 pub use sampling::{PretextTask, SamplingParams};
@@ -85,9 +85,9 @@ pub struct Losses {
 /// What the trained model says about clips.
 #[derive(Debug)]
 pub struct Inference {
-    /// f'_v, [B, E].
+    /// f'_v, [B, T·E].
     pub visual_embedding: Tensor,
-    /// f'_a, [B, E], when audio was given.
+    /// f'_a, [B, T·E], when audio was given.
     pub audio_embedding: Option<Tensor>,
     /// Visual rhythm probability per frame, [B, T].
     pub rhythm_probability: Tensor,
@@ -131,8 +131,8 @@ impl MuDaR {
         Ok(())
     }
 
-    pub fn visual(&self, frames: &Tensor, train: bool) -> VisualFeatures {
-        self.visual.forward(frames, train)
+    pub fn visual(&self, frames: &Tensor, hoof: &Tensor, train: bool) -> VisualFeatures {
+        self.visual.forward(frames, hoof, train)
     }
 
     pub fn audio(&self, audio: &Tensor, train: bool) -> AudioFeatures {
@@ -156,7 +156,7 @@ impl MuDaR {
     /// injector goes without the audio of the batch's first `without_audio` clips.
     pub fn losses(&self, batch: &TrainingBatch) -> Losses {
         let clips = batch.frames.size()[0];
-        let visual = self.visual(&batch.frames, true);
+        let visual = self.visual(&batch.frames, &batch.hoof, true);
         // Positive and negative audio through the audio stream as one batch.
         let both = self.audio(&Tensor::cat(&[&batch.audio, &batch.negative_audio], 0), true);
         let positive = AudioFeatures {
@@ -193,7 +193,7 @@ impl MuDaR {
         thresholds: &DecisionThresholds,
     ) -> Inference {
         tch::no_grad(|| {
-            let visual = self.visual(frames, false);
+            let visual = self.visual(frames, hoof, false);
             let audio = audio.map(|a| self.audio(a, false));
             let without_audio = if audio.is_some() { 0 } else { frames.size()[0] };
             let scores = self.rhythm_scores(&visual, hoof, audio.as_ref(), without_audio);

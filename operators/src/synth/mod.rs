@@ -65,6 +65,14 @@ impl Style {
         }
     }
 
+    /// The style's typical tempo moved by `seed` to a whole BPM within ±15%
+    /// of it. Drawn from its own stream, so the seed's other draws (score,
+    /// poses, backdrop) do not depend on it.
+    pub fn tempo_for_seed(self, seed: u64) -> f64 {
+        let jitter = SplitMix64::new(seed ^ 0x7E3D_0B9A_1C52_F4E6).range(-0.15, 0.15);
+        (self.default_tempo_bpm() * (1.0 + jitter)).round()
+    }
+
     pub fn default_meter(self) -> u32 {
         match self {
             Style::Waltz => 3,
@@ -101,7 +109,9 @@ impl std::fmt::Display for Style {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SynthConfig {
     pub style: Style,
-    /// Quarter notes per minute; `None` takes the style's default.
+    /// Quarter notes per minute; `None` takes the style's typical tempo,
+    /// moved by the seed to a whole BPM within ±15% of it
+    /// ([`Style::tempo_for_seed`]), so that dances of one style differ in tempo.
     pub tempo_bpm: Option<f64>,
     /// Beats per bar; `None` takes the style's default.
     pub meter: Option<u32>,
@@ -191,7 +201,7 @@ pub struct Dance {
 
 impl Dance {
     pub fn new(config: SynthConfig) -> Result<Dance, SynthError> {
-        let tempo_bpm = config.tempo_bpm.unwrap_or(config.style.default_tempo_bpm());
+        let tempo_bpm = config.tempo_bpm.unwrap_or(config.style.tempo_for_seed(config.seed));
         let meter = config.meter.unwrap_or(config.style.default_meter());
         validate(&config, tempo_bpm, meter)?;
         let mut rng = SplitMix64::new(config.seed);
@@ -358,12 +368,23 @@ mod tests {
     #[test]
     fn beats_follow_the_tempo() {
         let gt = dance(Style::Hiphop, 1).ground_truth();
-        let period = 60.0 / 92.0;
+        let period = 60.0 / gt.tempo_bpm;
         for pair in gt.beat_times.windows(2) {
             assert!((pair[1] - pair[0] - period).abs() < 1e-4, "{pair:?}");
         }
         assert!(gt.beat_times.iter().all(|t| (0.0..4.0).contains(t)));
         assert_eq!(gt.downbeat_times.len(), gt.beat_times.len().div_ceil(4));
+    }
+
+    #[test]
+    fn seeds_move_the_tempo_around_the_style() {
+        let tempi: Vec<f64> = (0..40).map(|seed| Style::House.tempo_for_seed(seed)).collect();
+        assert!(tempi.iter().all(|&t| t.fract() == 0.0 && (0.85 * 124.0..=1.15 * 124.0).contains(&t)), "{tempi:?}");
+        let distinct: std::collections::BTreeSet<u64> = tempi.iter().map(|&t| t as u64).collect();
+        assert!(distinct.len() > 20, "{distinct:?}");
+        assert_eq!(dance(Style::House, 5).ground_truth().tempo_bpm, Style::House.tempo_for_seed(5));
+        let fixed = Dance::new(SynthConfig { tempo_bpm: Some(120.0), ..Default::default() }).unwrap();
+        assert_eq!(fixed.ground_truth().tempo_bpm, 120.0);
     }
 
     #[test]

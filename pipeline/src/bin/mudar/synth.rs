@@ -31,7 +31,8 @@ pub struct Args {
     /// Dance style: hiphop, house, waltz, ballet, breaking. Default: cycle through them by seed.
     #[arg(long)]
     style: Option<Style>,
-    /// Tempo in beats (quarter notes) per minute. Default: the style's.
+    /// Tempo in beats (quarter notes) per minute. Default: the style's typical tempo,
+    /// moved by the seed to a whole BPM within ±15% of it.
     #[arg(long)]
     tempo: Option<f64>,
     /// Beats per bar. Default: the style's (3 for waltz, else 4).

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use mudar_operators::model::optim::AdamParams;
-use mudar_operators::model::{ModelConfig, MuDaR, RhythmHead, SamplingParams};
+use mudar_operators::model::{ModelConfig, MuDaR, RhythmHead, SamplingParams, VisualStreamInput};
 use mudar_operators::motion::HoofParams;
 use mudar_operators::rhythm::RhythmParams;
 use mudar_pipeline::ClipRule;
@@ -77,6 +77,11 @@ pub struct Args {
     /// p of the audio dropout gate (Eq. 9-10).
     #[arg(long)]
     audio_dropout: Option<f64>,
+    /// What the implicit pathway's visual transformer reads per frame: motion (HOOF,
+    /// standardised per clip) or pyramid (the paper's pooled last pyramid level; meant
+    /// with --pyramid-weights: a randomly initialised pyramid makes the embedding collapse).
+    #[arg(long, default_value = "motion")]
+    visual_input: VisualStreamInput,
     /// α of Eq. 16: the fraction of frames whose onsets must differ for an AVC negative.
     #[arg(long, default_value_t = SamplingParams::default().rhythm_threshold)]
     rhythm_threshold: f64,
@@ -108,6 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let paper = args.preset == "paper";
     let mut model = if paper { ModelConfig::paper() } else { ModelConfig::tiny() };
     model.head = args.head;
+    model.visual_input = args.visual_input;
     if let Some(p) = args.audio_dropout {
         model.audio_dropout = p;
     }
