@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mudar_operators::model::targets::{envelope_at_frames, onset_flags};
+use mudar_operators::model::{ModelConfig, SamplingParams};
 use mudar_operators::rhythm::{self, RhythmParams, SpectrogramParams, audio_input};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -34,6 +35,33 @@ pub struct TrainingClipParams {
     /// Audio kept on either side of a clip for shifted negatives.
     pub margin: Duration,
     pub hoof_bins: usize,
+}
+
+impl TrainingClipParams {
+    /// How `model`'s clips are cut by `rule`: its frames and audio frames,
+    /// with audio on either side for `sampling`'s largest AVTS shift.
+    pub fn for_model(model: &ModelConfig, sampling: &SamplingParams, rule: ClipRule, rhythm: RhythmParams) -> Self {
+        TrainingClipParams {
+            rule,
+            rhythm,
+            fps: model.fps,
+            frames: model.frames as usize,
+            audio_frames: model.audio_frames as usize,
+            margin: audio_margin(sampling, model.fps, &rhythm),
+            hoof_bins: model.hoof_bins as usize,
+        }
+    }
+}
+
+/// The audio cached on either side of a clip: whole hops covering the
+/// largest AVTS shift, so shifted windows stay on the clip's frame grid.
+/// Inference takes the same, so the model's audio input is computed over the
+/// same stretch of music as in training.
+fn audio_margin(sampling: &SamplingParams, fps: f64, rhythm: &RhythmParams) -> Duration {
+    let spec = rhythm.spectrogram;
+    let margin_s = sampling.max_shift as f64 / fps;
+    let margin_hops = (margin_s * spec.sr as f64 / spec.hop_length as f64).ceil();
+    Duration::from_secs_f64(margin_hops * spec.hop_length as f64 / spec.sr as f64)
 }
 
 /// One clip, ready for the model.

@@ -23,7 +23,7 @@ use tch::{Device, Tensor};
 
 use super::clips::{CachedClip, read_cache};
 use super::trained::{TrainedModel, model_inputs};
-use super::{TrainPlan, TrainProgress, build_cache, cache_is_complete, source_for};
+use super::{CachePlan, TrainProgress, build_cache, cache_is_complete, source_for};
 use crate::clip::ClipRule;
 use crate::extract::FlowChoice;
 
@@ -122,36 +122,22 @@ pub fn evaluate(
     let model_config = trained.config().clone();
     let length = trained.clip_length();
     let rhythm = RhythmParams::default();
-    let train_plan = TrainPlan {
+    let cache_plan = CachePlan {
         inputs: plan.inputs.clone(),
-        run_dir: plan.cache.clone(),
         source: source_for(&model_config, &rhythm),
-        rhythm,
         hoof: HoofParams { bins: model_config.hoof_bins as usize, ..HoofParams::default() },
         flow: plan.flow.clone(),
-        clip_rule: ClipRule::Windows { length, stride: length },
-        model: model_config,
-        sampling: trained.sampling,
-        adam: Default::default(),
-        batch: 1,
-        epochs: 0,
-        max_steps: None,
-        seed: trained.info.seed,
-        checkpoint_every: 1,
-        resume: false,
-        pyramid_weights: None,
-        device: plan.device,
-        mixed_precision: false,
+        clips: trained.clip_params(ClipRule::Windows { length, stride: length }, rhythm),
         workers_per_process: plan.workers_per_process,
         max_open: 2,
     };
     let cache = plan.cache.join("cache");
-    let for_workers = Arc::new(train_plan);
+    let for_workers = (Arc::new(cache_plan), cache.clone());
     let guards = timely::execute(config, move |worker| {
-        let cache = for_workers.run_dir.join("cache");
-        match cache_is_complete(&cache, &for_workers) {
+        let (cache_plan, cache) = &for_workers;
+        match cache_is_complete(cache, cache_plan) {
             true => Ok(()),
-            false => build_cache(worker, &for_workers, &cache, &*progress),
+            false => build_cache(worker, cache_plan, cache, &*progress),
         }
     })?;
     for result in guards.join() {

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mudar_operators::model::optim::{Adam, AdamParams, LossScale};
 use mudar_operators::model::sampling::{PretextTask, draw_negative, draw_shift};
@@ -85,6 +85,35 @@ pub struct TrainPlan {
     /// float16 autocast on CUDA with dynamic loss scaling (the scaling runs
     /// on any device, so a CPU run can check it changes nothing).
     pub mixed_precision: bool,
+    pub workers_per_process: usize,
+    pub max_open: usize,
+}
+
+impl TrainPlan {
+    /// The clip cache this run trains from.
+    pub fn cache_plan(&self) -> CachePlan {
+        CachePlan {
+            inputs: self.inputs.clone(),
+            source: self.source.clone(),
+            hoof: self.hoof,
+            flow: self.flow.clone(),
+            clips: TrainingClipParams::for_model(&self.model, &self.sampling, self.clip_rule, self.rhythm),
+            workers_per_process: self.workers_per_process,
+            max_open: self.max_open,
+        }
+    }
+}
+
+/// What a clip cache is made from: the inputs, how they are decoded and
+/// analysed, and how clips are cut from them. Training and evaluation
+/// build theirs the same way.
+#[derive(Clone, Debug)]
+pub struct CachePlan {
+    pub inputs: Vec<String>,
+    pub source: SourceConfig,
+    pub hoof: HoofParams,
+    pub flow: FlowChoice,
+    pub clips: TrainingClipParams,
     pub workers_per_process: usize,
     pub max_open: usize,
 }
@@ -186,8 +215,9 @@ fn run_worker(
     progress: &(dyn Fn(TrainProgress<'_>) + Send + Sync),
 ) -> Result<TrainReport, String> {
     let cache = plan.run_dir.join("cache");
-    if !cache_is_complete(&cache, plan) {
-        build_cache(worker, plan, &cache, progress)?;
+    let cache_plan = plan.cache_plan();
+    if !cache_is_complete(&cache, &cache_plan) {
+        build_cache(worker, &cache_plan, &cache, progress)?;
     }
     let clips = read_cache(&cache)?;
     if clips.len() < 2 {
@@ -203,44 +233,38 @@ fn run_worker(
 // ---------------------------------------------------------------------------
 // Phase 1: the clip cache.
 
-fn cache_fingerprint(plan: &TrainPlan) -> String {
+fn cache_fingerprint(plan: &CachePlan) -> String {
+    let clips = &plan.clips;
     json!({
         "inputs": plan.inputs,
         "source": format!("{:?}", plan.source.video),
-        "rhythm": format!("{:?}", plan.rhythm),
+        "rhythm": format!("{:?}", clips.rhythm),
         "hoof": format!("{:?}", plan.hoof),
-        "clip_rule": format!("{:?}", plan.clip_rule),
-        "frames": plan.model.frames,
-        "audio_frames": plan.model.audio_frames,
-        "max_shift": plan.sampling.max_shift,
+        "clip_rule": format!("{:?}", clips.rule),
+        "frames": clips.frames,
+        "audio_frames": clips.audio_frames,
+        "margin": format!("{:?}", clips.margin),
     })
     .to_string()
 }
 
-pub(crate) fn cache_is_complete(cache: &Path, plan: &TrainPlan) -> bool {
+pub(crate) fn cache_is_complete(cache: &Path, plan: &CachePlan) -> bool {
     std::fs::read_to_string(cache.join("complete.json")).is_ok_and(|text| text == cache_fingerprint(plan))
 }
 
+/// Runs the plan's inputs through the extraction graph into `cache`, a
+/// clip per file, and marks it complete.
 pub(crate) fn build_cache(
     worker: &mut timely::worker::Worker,
-    plan: &TrainPlan,
+    plan: &CachePlan,
     cache: &Path,
     progress: &(dyn Fn(TrainProgress<'_>) + Send + Sync),
 ) -> Result<(), String> {
     let (index, peers) = (worker.index(), worker.peers());
     std::fs::create_dir_all(cache).map_err(|e| format!("{}: cannot create the clip cache: {e}", cache.display()))?;
-    let fps = plan.model.fps;
-    let params = TrainingClipParams {
-        rule: plan.clip_rule,
-        rhythm: plan.rhythm,
-        fps,
-        frames: plan.model.frames as usize,
-        audio_frames: plan.model.audio_frames as usize,
-        margin: audio_margin(&plan.sampling, fps, &plan.rhythm),
-        hoof_bins: plan.hoof.bins,
-    };
+    let params = plan.clips;
     let backend = Rc::new(plan.flow.worker_backend(plan.workers_per_process)?);
-    let beats = VisualBeatParams::for_fps(fps);
+    let beats = VisualBeatParams::for_fps(params.fps);
     let error: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
     let skipped: Rc<RefCell<Vec<(StreamId, String)>>> = Rc::new(RefCell::new(Vec::new()));
     let mut events = InputHandle::new();
@@ -291,17 +315,6 @@ pub(crate) fn build_cache(
             .map_err(|e| format!("{}: cannot mark the clip cache complete: {e}", cache.display()))?;
     }
     Ok(())
-}
-
-/// The audio cached on either side of a clip: whole hops covering the
-/// largest AVTS shift, so shifted windows stay on the clip's frame grid.
-/// Inference takes the same, so the model's audio input is computed over the
-/// same stretch of music as in training.
-pub fn audio_margin(sampling: &SamplingParams, fps: f64, rhythm: &RhythmParams) -> Duration {
-    let spec = rhythm.spectrogram;
-    let margin_s = sampling.max_shift as f64 / fps;
-    let margin_hops = (margin_s * spec.sr as f64 / spec.hop_length as f64).ceil();
-    Duration::from_secs_f64(margin_hops * spec.hop_length as f64 / spec.sr as f64)
 }
 
 // ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ use mudar_operators::model::{DecisionThresholds, Inference, ModelConfig, MuDaR, 
 use mudar_operators::rhythm::RhythmParams;
 use tch::{Device, Kind, Tensor, nn};
 
-use super::audio_margin;
 use super::clips::{CachedClip, TrainingClipParams};
 use crate::clip::ClipRule;
 
@@ -62,16 +61,7 @@ impl TrainedModel {
     /// How the graph cuts `rule`'s clips for this model: with the audio
     /// margin its training clips had.
     pub fn clip_params(&self, rule: ClipRule, rhythm: RhythmParams) -> TrainingClipParams {
-        let config = self.config();
-        TrainingClipParams {
-            rule,
-            rhythm,
-            fps: config.fps,
-            frames: config.frames as usize,
-            audio_frames: config.audio_frames as usize,
-            margin: audio_margin(&self.sampling, config.fps, &rhythm),
-            hoof_bins: config.hoof_bins as usize,
-        }
+        TrainingClipParams::for_model(self.config(), &self.sampling, rule, rhythm)
     }
 }
 
