@@ -1,7 +1,10 @@
 //! The implicit pathway's encoders (paper Sec. 3.2): PWC-Net's feature
-//! pyramid for the frames, 2-D convolutions for the audio input, each
-//! followed by its own K transformer layers and a projection into the shared
-//! embedding space. No layer sees the other modality.
+//! pyramid for the frames (the explicit pathway's `f_rgb`), 2-D
+//! convolutions for the audio input, each stream followed by its own K
+//! transformer layers and a per-frame projection into the shared embedding
+//! space. The visual transformer reads the frames' motion (HOOF) or the
+//! pooled pyramid, as [`VisualStreamInput`] says. No layer sees the other
+//! modality.
 
 use tch::{Tensor, nn};
 
