@@ -5,7 +5,7 @@
 //!   with media timestamps, over a bounded channel.
 //! - [`clip`]: which spans of an input become clips, and cutting a packet
 //!   stream into them as it flows.
-//! - [`probe`]: duration and tracks of an input.
+//! - [`mod@probe`]: duration and tracks of an input.
 //! - [`synth`]: renders synthetic dances into real media files.
 //! - [`error`]: the typed errors every input can end with.
 //! - [`graph`]: the timely extraction graph: sources, music rhythm, flow,

@@ -194,7 +194,7 @@ pub struct Crf {
 }
 
 impl Crf {
-    /// Variables `start` [2], `transitions` [2, 2] (from, to), `end` [2].
+    /// Variables `start` \[2\], `transitions` \[2, 2\] (from, to), `end` \[2\].
     pub fn new(vs: &nn::Path) -> Crf {
         let small = nn::Init::Uniform { lo: -0.1, up: 0.1 };
         Crf {
@@ -204,7 +204,7 @@ impl Crf {
         }
     }
 
-    /// `−log P(tags | emissions)` per clip, [B], for emissions [B, T, 2] and
+    /// `−log P(tags | emissions)` per clip, \[B\], for emissions \[B, T, 2\] and
     /// 0/1 tags [B, T]: the log-partition by the forward algorithm minus the
     /// tagged path's score.
     pub fn negative_log_likelihood(&self, emissions: &Tensor, tags: &Tensor) -> Tensor {

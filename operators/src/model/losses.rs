@@ -13,7 +13,7 @@ pub fn triplet_loss(visual: &Tensor, positive: &Tensor, negative: &Tensor, margi
     (squared_distance(visual, positive) - squared_distance(visual, negative) + margin).relu().sum(kind)
 }
 
-/// `||a − b||²₂` of each row of [N, D] features: [N].
+/// `||a − b||²₂` of each row of \[N, D\] features: \[N\].
 pub fn squared_distance(a: &Tensor, b: &Tensor) -> Tensor {
     (a - b).square().sum_dim_intlist(-1, false, a.kind())
 }

@@ -182,7 +182,7 @@ const SNAPSHOT_EVERY: Duration = Duration::from_secs(10);
 /// Reduces `facts` per input into the `videos` view and keeps
 /// `STORE/videos/videos.parquet` equal to it: the view is gathered on worker
 /// 0 (`writes` there only), which writes a snapshot once the frontier has
-/// passed the changes it includes (at most every [`SNAPSHOT_EVERY`], and at
+/// passed the changes it includes (at most every `SNAPSHOT_EVERY`, 10 s, and at
 /// the end). The output stream carries nothing; its frontier empties once
 /// the last snapshot is written, for the driver's probe.
 pub fn maintain_videos<'scope>(

@@ -353,7 +353,7 @@ pub fn write_clip(stem: &Path, clip: &TrainingClip) -> Result<(), String> {
 }
 
 /// A cached clip as tensors: frames [T, S, S, 3] u8, hoof [T, bins], audio
-/// [window, F], onsets, envelope and visual beats [T].
+/// \[window, F\], onsets, envelope and visual beats \[T\].
 #[derive(Debug)]
 pub struct CachedClip {
     pub meta: ClipMeta,

@@ -24,8 +24,8 @@ pub(super) fn upconv(vs: nn::Path, c_in: i64, c_out: i64) -> nn::ConvTranspose2D
     nn::conv_transpose2d(vs, c_in, c_out, 4, config)
 }
 
-/// Warping layer (Sec. 3, "Warping layer"): samples `features` [B,C,H,W] at
-/// x + flow(x), bilinearly, with flow [B,2,H,W] in pixels of this level.
+/// Warping layer (Sec. 3, "Warping layer"): samples `features` \[B, C, H, W\] at
+/// x + flow(x), bilinearly, with flow \[B, 2, H, W\] in pixels of this level.
 ///
 /// Locations whose bilinear footprint leaves the map come out zero, not
 /// partly blended with the zero padding: like the public implementations, a
@@ -48,7 +48,7 @@ pub fn backward_warp(features: &Tensor, flow: &Tensor) -> Tensor {
 
 /// Cost volume (Sec. 3, Eq. 1): the correlation of `first`'s feature at x
 /// with `second`'s at x + d, for every displacement d in [-range, range]²,
-/// averaged over channels: [B,C,H,W] twice → [B,(2·range+1)²,H,W], channel
+/// averaged over channels: \[B, C, H, W\] twice → \[B, (2·range+1)², H, W\], channel
 /// `(dy + range)·(2·range + 1) + (dx + range)`. Outside `second`, zero.
 pub fn cost_volume(first: &Tensor, second: &Tensor, range: i64) -> Tensor {
     let (_, c, h, w) = first.size4().expect("features are [B,C,H,W]");

@@ -151,8 +151,8 @@ impl PwcNet {
         &self.pyramid
     }
 
-    /// Flow from `first` to `second`, RGB batches [B,3,H,W] with values in
-    /// [0, 1], of any size: [B,2,H,W] float, (u, v) in pixels of the input.
+    /// Flow from `first` to `second`, RGB batches \[B, 3, H, W\] with values in
+    /// [0, 1], of any size: \[B, 2, H, W\] float, (u, v) in pixels of the input.
     ///
     /// As the public checkpoints' own scripts do, the images are resized
     /// bilinearly to the next multiple of 64 and the flow, predicted at a
@@ -183,7 +183,7 @@ impl PwcNet {
     }
 
     /// The network proper, on images whose sides are multiples of 64: flow at
-    /// a quarter of the input resolution, divided by [`FLOW_SCALE`].
+    /// a quarter of the input resolution, divided by `FLOW_SCALE` (20).
     pub fn forward(&self, first: &Tensor, second: &Tensor) -> Tensor {
         let (ones, twos) = (self.pyramid.features(first), self.pyramid.features(second));
         let mut upsampled: Option<(Tensor, Tensor)> = None;
@@ -213,7 +213,7 @@ impl PwcNet {
 }
 
 /// RGB frames (interleaved 8-bit rows, as ingestion and `image` give them)
-/// as a batch [B,3,H,W] of floats in [0, 1] on the CPU.
+/// as a batch \[B, 3, H, W\] of floats in [0, 1] on the CPU.
 pub fn rgb_batch(frames: &[&[u8]], width: usize, height: usize) -> Tensor {
     let mut bytes = Vec::with_capacity(frames.len() * width * height * 3);
     for frame in frames {
@@ -227,7 +227,7 @@ pub fn rgb_batch(frames: &[&[u8]], width: usize, height: usize) -> Tensor {
         / 255.0
 }
 
-/// A batch of flows [B,2,H,W] as [`Flow`] fields.
+/// A batch of flows \[B, 2, H, W\] as [`Flow`] fields.
 pub fn flow_fields(flows: &Tensor) -> Vec<Flow> {
     let (batch, _, height, width) = flows.size4().expect("flows are [B,2,H,W]");
     let interleaved = flows.to_kind(Kind::Float).to_device(Device::Cpu).permute([0, 2, 3, 1]).contiguous();

@@ -37,7 +37,7 @@ impl FeaturePyramid {
         self.levels[0][0].ws.kind()
     }
 
-    /// Feature maps of levels 1 to 6 for RGB images [B,3,H,W] with values in
+    /// Feature maps of levels 1 to 6 for RGB images \[B, 3, H, W\] with values in
     /// [0, 1]; level l is [B, PYRAMID_CHANNELS[l-1], ⌈H/2^l⌉, ⌈W/2^l⌉].
     pub fn features(&self, rgb: &Tensor) -> Vec<Tensor> {
         // The public checkpoints were trained on BGR input (Caffe's channel order).
