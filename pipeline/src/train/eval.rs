@@ -42,6 +42,10 @@ pub struct EvalPlan {
     pub flow: FlowChoice,
     pub device: Device,
     pub tolerance_frames: i64,
+    /// Decide at these probabilities instead of the checkpoint's fitted
+    /// thresholds (e.g. 0.5 for both, a binary classifier's own rule, the
+    /// paper's Table 1 protocol).
+    pub thresholds: Option<DecisionThresholds>,
     pub workers_per_process: usize,
 }
 
@@ -118,7 +122,10 @@ pub fn evaluate(
     config: timely::Config,
     progress: Arc<dyn Fn(TrainProgress<'_>) + Send + Sync>,
 ) -> Result<RhythmEvaluation, String> {
-    let trained = TrainedModel::load(&plan.checkpoint, plan.device)?;
+    let mut trained = TrainedModel::load(&plan.checkpoint, plan.device)?;
+    if let Some(thresholds) = plan.thresholds {
+        trained.thresholds = thresholds;
+    }
     let model_config = trained.config().clone();
     let length = trained.clip_length();
     let rhythm = RhythmParams::default();

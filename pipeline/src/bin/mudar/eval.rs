@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use mudar_operators::model::DecisionThresholds;
 use mudar_pipeline::graph::Progress;
 use mudar_pipeline::train::TrainProgress;
 use mudar_pipeline::train::eval::{self, EvalPlan, Scores};
@@ -43,6 +44,11 @@ struct RhythmArgs {
     /// Frames either side of an onset that still count as a hit.
     #[arg(long, default_value_t = eval::DEFAULT_TOLERANCE_FRAMES)]
     tolerance: i64,
+    /// Call a frame visual rhythm at this probability, with and without the
+    /// audio, instead of the thresholds training fitted (0.5: the paper's
+    /// binary decision).
+    #[arg(long, value_name = "P")]
+    threshold: Option<f64>,
     /// Folder for the inputs' clip cache (reused when it matches). Default: a temporary folder.
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -61,6 +67,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let What::Rhythm(args) = args.what;
     let inputs = expand_inputs(&args.inputs)?;
     anyhow::ensure!(args.tolerance >= 0, "--tolerance must be at least 0");
+    if let Some(p) = args.threshold {
+        anyhow::ensure!((0.0..=1.0).contains(&p), "--threshold must be a probability in [0, 1], not {p}");
+    }
     let cache = args.cache.clone().unwrap_or_else(|| eval::default_cache(&args.model, &inputs));
     let plan = EvalPlan {
         inputs,
@@ -69,6 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         flow: args.backend.choice()?,
         device: args.backend.device()?,
         tolerance_frames: args.tolerance,
+        thresholds: args.threshold.map(|p| DecisionThresholds { with_audio: p, without_audio: p }),
         workers_per_process: args.workers,
     };
     let report = Arc::new(|event: TrainProgress<'_>| match event {
