@@ -4,8 +4,10 @@
 //! rhythm finds the music onsets clearly better than the model-free visual
 //! beats, chance and calling every frame, with the music and (by a smaller
 //! margin) without it; its embeddings do not collapse and put a clip's own
-//! music nearer than other music more often than chance. The numbers are
-//! printed for the README; the BCE ablation is trained and scored beside it.
+//! music nearer than other music, and than itself shifted, far more often
+//! than chance. The BCE ablation is trained beside it on the same clips: at
+//! p ≥ 0.5 (Table 1's protocol) the focal model is the more precise. The
+//! numbers are printed for the README.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -25,8 +27,8 @@ fn synth(out: &Path, count: &str, seed: &str) {
 }
 
 /// Trains 360 steps (30 epochs of the 96 clips) with `head` and scores the
-/// held-out dances.
-fn train_and_evaluate(dances: &Path, held_out: &Path, run: &Path, head: &str, cache: &Path) -> Value {
+/// held-out dances, at the thresholds training fitted and at p ≥ 0.5.
+fn train_and_evaluate(dances: &Path, held_out: &Path, run: &Path, head: &str, cache: &Path) -> (Value, Value) {
     let run_dir = run.to_str().unwrap();
     let train = [
         "train",
@@ -45,10 +47,13 @@ fn train_and_evaluate(dances: &Path, held_out: &Path, run: &Path, head: &str, ca
     ];
     mudar(&train);
     let eval = ["eval", "rhythm", held_out.to_str().unwrap(), "--model", run_dir, "--cache", cache.to_str().unwrap()];
-    let out = mudar(&[&eval[..], &["--json"]].concat());
-    let scores: Value = serde_json::from_slice(&out.stdout).unwrap();
-    eprintln!("{head}: {}", serde_json::to_string_pretty(&scores).unwrap());
-    scores
+    let scores = |extra: &[&str]| -> Value {
+        let out = mudar(&[&eval[..], &["--json"], extra].concat());
+        let scores = serde_json::from_slice(&out.stdout).unwrap();
+        eprintln!("{head} {extra:?}: {}", serde_json::to_string_pretty(&scores).unwrap());
+        scores
+    };
+    (scores(&[]), scores(&["--threshold", "0.5"]))
 }
 
 fn f(scores: &Value, way: &str) -> f64 {
@@ -63,7 +68,7 @@ fn learns_visual_rhythm_of_held_out_dances() {
     synth(&held_out, "4", "100");
     let cache = dir.path().join("held-out-cache");
 
-    let focal = train_and_evaluate(&dances, &held_out, &dir.path().join("focal"), "focal", &cache);
+    let (focal, focal_half) = train_and_evaluate(&dances, &held_out, &dir.path().join("focal"), "focal", &cache);
     assert_eq!(focal["clips"], 16, "four 8 s dances, 2 s clips: {focal}");
     let baseline = ["visual_beats", "chance", "every_frame"].iter().map(|way| f(&focal, way)).fold(0.0, f64::max);
     // Without the music the held-out dances' tempi, unlike any seen in
@@ -80,8 +85,14 @@ fn learns_visual_rhythm_of_held_out_dances() {
         let cosine = triplets[modality].as_f64().unwrap();
         assert!(cosine < 0.9, "{modality} {cosine}: the embeddings of different videos collapse");
     }
-    let avc = triplets["avc"].as_f64().unwrap();
-    assert!(avc > 0.55, "AVC triplet accuracy {avc}: the own music is not nearer than chance");
+    // Held out, a clip's own music is nearer its dance than other music
+    // (AVC) and than itself shifted off the beat (AVTS) far more often than
+    // chance (0.5); runs measured 0.80-0.91 and 0.79-0.88 (the previous
+    // visual input, HOOF, 0.62-0.64 and 0.54-0.61).
+    for (task, least) in [("avc", 0.7), ("avts", 0.7)] {
+        let accuracy = triplets[task].as_f64().unwrap();
+        assert!(accuracy > least, "{task} triplet accuracy {accuracy} held out, not above {least}");
+    }
 
     // The ablation of Table 1 on the same clips (the clip cache is reused).
     let bce_run = dir.path().join("bce");
@@ -92,14 +103,31 @@ fn learns_visual_rhythm_of_held_out_dances() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, bce_run.join("cache").join(path.file_name().unwrap())).unwrap();
     }
-    let bce = train_and_evaluate(&dances, &held_out, &bce_run, "bce", &cache);
-    for way in ["model_with_audio", "model_without_audio"] {
-        eprintln!(
-            "{way}: precision {:.3} focal, {:.3} BCE; recall {:.3} focal, {:.3} BCE",
-            focal[way]["precision"].as_f64().unwrap(),
-            bce[way]["precision"].as_f64().unwrap(),
-            focal[way]["recall"].as_f64().unwrap(),
-            bce[way]["recall"].as_f64().unwrap()
-        );
+    let (bce, bce_half) = train_and_evaluate(&dances, &held_out, &bce_run, "bce", &cache);
+    let score = |scores: &Value, way: &str, what: &str| scores[way][what].as_f64().unwrap();
+    for (rule, focal, bce) in [("fitted thresholds", &focal, &bce), ("p ≥ 0.5", &focal_half, &bce_half)] {
+        for way in ["model_with_audio", "model_without_audio"] {
+            eprintln!(
+                "{rule}, {way}: precision {:.3} focal, {:.3} BCE; recall {:.3} focal, {:.3} BCE",
+                score(focal, way, "precision"),
+                score(bce, way, "precision"),
+                score(focal, way, "recall"),
+                score(bce, way, "recall")
+            );
+        }
     }
+    // Table 1's comparison, at a binary classifier's own decision (p ≥ 0.5):
+    // focal loss's α = 0.25 and its down-weighting of easy frames make the
+    // full model call fewer frames, more precisely, than plain BCE. Over all
+    // its decisions, with the music and without (the gate trains it for both).
+    let precision = |scores: &Value| {
+        let sum =
+            |what| ["model_with_audio", "model_without_audio"].iter().map(|way| score(scores, way, what)).sum::<f64>();
+        sum("matched") / sum("predicted")
+    };
+    let (focal_precision, bce_precision) = (precision(&focal_half), precision(&bce_half));
+    assert!(
+        focal_precision > bce_precision,
+        "at p ≥ 0.5 the focal model (precision {focal_precision}) is not more precise than the BCE ablation ({bce_precision})"
+    );
 }

@@ -39,11 +39,17 @@ impl std::str::FromStr for RhythmHead {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VisualStreamInput {
+    /// How much the picture changes into each frame (the mean absolute
+    /// difference from the frame before) and the change of that (its first
+    /// difference), standardised over the clip as the audio input is: when
+    /// the dancer moves and stops, whatever the direction or pose, which
+    /// is what a dance shares with its music. The default: it is what makes
+    /// the embeddings of held-out dances find their own music (README,
+    /// "The implicit pathway").
+    FrameDifference,
     /// The frame's HOOF (the explicit pathway's motion features),
-    /// standardised over the clip as the audio input is. Without a pyramid
-    /// trained for flow, the pyramid's features of single frames barely move
-    /// with the dancer and the visual embedding collapses (README, "Implicit
-    /// pathway"); motion makes it learn.
+    /// standardised over the clip: the directions of the motion, which
+    /// differ from dance to dance, and not its amount (HOOF sums to 1).
     Motion,
     /// The paper's: the last pyramid level of each frame, averaged over
     /// positions (meant for a pyramid from PWC-Net weights, `--pyramid-weights`).
@@ -55,9 +61,10 @@ impl std::str::FromStr for VisualStreamInput {
 
     fn from_str(s: &str) -> Result<VisualStreamInput, String> {
         match s {
+            "frame-difference" => Ok(VisualStreamInput::FrameDifference),
             "motion" => Ok(VisualStreamInput::Motion),
             "pyramid" => Ok(VisualStreamInput::Pyramid),
-            _ => Err(format!("unknown visual stream input '{s}' (motion, pyramid)")),
+            _ => Err(format!("unknown visual stream input '{s}' (frame-difference, motion, pyramid)")),
         }
     }
 }
@@ -129,7 +136,7 @@ impl ModelConfig {
             layers: 4,
             heads: 8,
             feed_forward_dim: 2048,
-            visual_input: VisualStreamInput::Motion,
+            visual_input: VisualStreamInput::FrameDifference,
             embedding_dim: 32,
             attention_dim: 256,
             injector_heads: 4,

@@ -2,14 +2,15 @@
 //! pyramid for the frames (the explicit pathway's `f_rgb`), 2-D
 //! convolutions for the audio input, each stream followed by its own K
 //! transformer layers and a per-frame projection into the shared embedding
-//! space. The visual transformer reads the frames' motion (HOOF) or the
-//! pooled pyramid, as [`VisualStreamInput`] says. No layer sees the other
-//! modality.
+//! space. The visual transformer reads how much the frames change, their
+//! motion (HOOF) or the pooled pyramid, as [`VisualStreamInput`] says. No
+//! layer sees the other modality.
 
 use tch::{Tensor, nn};
 
 use super::attention::TemporalEncoder;
 use super::config::{ModelConfig, VisualStreamInput};
+use super::estimator::first_difference;
 use crate::motion::pwcnet::FeaturePyramid;
 
 /// Frames → the last pyramid feature map per frame (`f_rgb`, the explicit
@@ -37,6 +38,7 @@ impl VisualEncoder {
     /// can initialise it), `input`, `temporal.layer{k}.*`, `projection`.
     pub fn new(vs: &nn::Path, config: &ModelConfig) -> VisualEncoder {
         let input_width = match config.visual_input {
+            VisualStreamInput::FrameDifference => 2,
             VisualStreamInput::Motion => config.hoof_bins,
             VisualStreamInput::Pyramid => config.visual_channels(),
         };
@@ -58,6 +60,12 @@ impl VisualEncoder {
         let (_, channels, height, width) = last.size4().expect("[B·T, C, h, w]");
         let feature_map = last.view([batch, time, channels, height * width]).transpose(2, 3);
         let per_frame = match self.stream_input {
+            VisualStreamInput::FrameDifference => {
+                let change = frame_difference(frames).unsqueeze(-1);
+                // And its first difference (Eq. 15's f'): where moves start and stop.
+                let delta = first_difference(&change);
+                standardise_over_time(&Tensor::cat(&[change, delta], 2))
+            }
             VisualStreamInput::Motion => standardise_over_time(hoof),
             VisualStreamInput::Pyramid => feature_map.mean_dim(2, false, feature_map.kind()),
         }
@@ -126,6 +134,16 @@ impl AudioEncoder {
     }
 }
 
+/// How much the picture changes into each frame of `frames` \[B, T, 3, H, W\]:
+/// the mean absolute difference from the frame before, over pixels and
+/// channels, 0 at the first frame. \[B, T\].
+pub fn frame_difference(frames: &Tensor) -> Tensor {
+    let time = frames.size()[1];
+    let step = frames.narrow(1, 1, time - 1) - frames.narrow(1, 0, time - 1);
+    let change = step.abs().mean_dim(&[2i64, 3, 4][..], false, frames.kind());
+    Tensor::cat(&[change.narrow(1, 0, 1).zeros_like(), change], 1)
+}
+
 fn temporal_encoder(vs: &nn::Path, config: &ModelConfig) -> TemporalEncoder {
     TemporalEncoder::new(vs, config.layers, config.model_dim, config.heads, config.feed_forward_dim, config.dropout)
 }
@@ -166,7 +184,7 @@ mod tests {
         };
         let hoof = Tensor::rand([clips, frames, 30], (Kind::Float, Device::Cpu));
         let same = |a: &Tensor, b: &Tensor| a.allclose(b, 1e-5, 1e-6, false);
-        for input in [VisualStreamInput::Motion, VisualStreamInput::Pyramid] {
+        for input in [VisualStreamInput::FrameDifference, VisualStreamInput::Motion, VisualStreamInput::Pyramid] {
             let config = ModelConfig { frames, visual_input: input, ..ModelConfig::tiny() };
             let vs = nn::VarStore::new(Device::Cpu);
             let encoder = VisualEncoder::new(&vs.root(), &config);
@@ -179,7 +197,14 @@ mod tests {
             let other_motion = embed(&video(1), &hoof.flip([1]));
             // Standardised per clip: an offset of the motion does not matter.
             let rescaled_motion = embed(&video(1), &(&hoof + 1.0));
+            // The same picture brighter by a constant: the same differences.
+            let brighter = embed(&(video(1) * 0.5 + 0.25), &hoof);
+            let dimmer = embed(&(video(1) * 0.5), &hoof);
             match input {
+                VisualStreamInput::FrameDifference => {
+                    assert!(same(&base, &other_motion) && same(&brighter, &dimmer));
+                    assert!(!same(&base, &other_frames), "the frames' changes make the embedding");
+                }
                 VisualStreamInput::Motion => {
                     assert!(same(&base, &other_frames) && same(&base, &rescaled_motion));
                     assert!(!same(&base, &other_motion), "the motion, frame by frame, makes the embedding");
@@ -189,5 +214,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn frame_difference_by_hand() {
+        // One clip of three 1×1×2 frames: (0, 0), (0.5, 0.25), (0.25, 0.25).
+        let frames = Tensor::from_slice(&[0.0f32, 0.0, 0.5, 0.25, 0.25, 0.25]).view([1, 3, 1, 1, 2]);
+        let change = frame_difference(&frames);
+        // Means of |0.5|, |0.25| and of |−0.25|, |0|; nothing before the first frame.
+        let expected = Tensor::from_slice(&[0.0f32, 0.375, 0.125]).view([1, 3]);
+        assert!(change.allclose(&expected, 0.0, 1e-7, false), "{change}");
     }
 }

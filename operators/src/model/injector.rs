@@ -117,7 +117,11 @@ impl RgbInjector {
             parts.push(self.guided.forward(&visual, &audio).view([with_audio, time, channels]));
         }
         let injected = Tensor::cat(&parts, 0);
-        // Eq. 14, no dropout: the gate is this block's regulariser.
-        self.attention.forward(&injected, 0.0, false)
+        // Eq. 14, no dropout (the gate is this block's regulariser), its input
+        // added back as a transformer layer does: the attention averages over
+        // time, and without the residual training often settled where it
+        // averaged away the frame-to-frame changes the audio brings, leaving
+        // Eq. 15's differences of f_inj nothing of the music (README, "The MuDaR model").
+        &injected + self.attention.forward(&injected, 0.0, false)
     }
 }

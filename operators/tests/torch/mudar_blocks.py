@@ -141,7 +141,7 @@ def injector(out):
     guided = agva(w, "guided.", feature_map[without:].reshape(-1, k, channels),
                   audio[without:].reshape(-1, audio_dim)).reshape(b - without, t, channels)     # Eq. 11
     joined = torch.cat([tiled, guided])                                                         # Eq. 13
-    y, _ = mha(joined, joined, joined)                                                          # Eq. 14
+    y = joined + mha(joined, joined, joined)[0]                         # Eq. 14, its input added back
     save(out, "injector", w, {"feature_map": feature_map, "audio": audio}, {"y": y}, *projection(y))
 
 

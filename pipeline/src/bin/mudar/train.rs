@@ -77,10 +77,12 @@ pub struct Args {
     /// p of the audio dropout gate (Eq. 9-10).
     #[arg(long)]
     audio_dropout: Option<f64>,
-    /// What the implicit pathway's visual transformer reads per frame: motion (HOOF,
-    /// standardised per clip) or pyramid (the paper's pooled last pyramid level; meant
-    /// with --pyramid-weights: a randomly initialised pyramid makes the embedding collapse).
-    #[arg(long, default_value = "motion")]
+    /// What the implicit pathway's visual transformer reads per frame: frame-difference
+    /// (how much each frame differs from the one before, and the change of that; all
+    /// standardised per clip), motion (HOOF) or pyramid (the paper's pooled last pyramid
+    /// level; meant with --pyramid-weights: a randomly initialised pyramid makes the
+    /// embedding collapse).
+    #[arg(long, default_value = "frame-difference")]
     visual_input: VisualStreamInput,
     /// α of Eq. 16: the fraction of frames whose onsets must differ for an AVC negative.
     #[arg(long, default_value_t = SamplingParams::default().rhythm_threshold)]
