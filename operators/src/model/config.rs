@@ -102,6 +102,11 @@ pub struct ModelConfig {
     pub attention_dim: i64,
     /// Heads of the injector's self-attention (Eq. 14); divides the pyramid's channels.
     pub injector_heads: i64,
+    /// Eq. 14's attention adds its input back, as a transformer layer does
+    /// (see `RgbInjector::forward`). Checkpoints made before this existed
+    /// were trained without it and read as false, so they run as trained.
+    #[serde(default)]
+    pub injector_residual: bool,
     /// Width of U_mot and U_inj (Eq. 15).
     pub rhythm_dim: i64,
     /// p of the audio dropout gate (Eq. 9-10).
@@ -140,6 +145,7 @@ impl ModelConfig {
             embedding_dim: 32,
             attention_dim: 256,
             injector_heads: 4,
+            injector_residual: true,
             rhythm_dim: 128,
             audio_dropout: 0.3,
             dropout: 0.1,
@@ -234,5 +240,20 @@ impl ModelConfig {
             return Err("focal_alpha must be in [0, 1], focal_gamma and triplet_margin at least 0".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_from_before_the_injector_residual_run_without_it() {
+        let mut json = serde_json::to_value(ModelConfig::tiny()).unwrap();
+        assert_eq!(json["injector_residual"], true, "the presets add Eq. 14's input back");
+        json.as_object_mut().unwrap().remove("injector_residual");
+        let old: ModelConfig = serde_json::from_value(json).unwrap();
+        assert!(!old.injector_residual);
+        assert_eq!(old, ModelConfig { injector_residual: false, ..ModelConfig::tiny() });
     }
 }

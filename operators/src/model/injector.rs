@@ -82,6 +82,7 @@ pub struct RgbInjector {
     /// Eq. 12's Linear over the tiled map: k·C → C.
     tiled: nn::Linear,
     attention: SelfAttention,
+    residual: bool,
 }
 
 impl RgbInjector {
@@ -91,6 +92,7 @@ impl RgbInjector {
             guided: AudioGuidedAttention::new(&(vs / "guided"), channels, config.model_dim, config.attention_dim),
             tiled: nn::linear(vs / "tiled", config.visual_positions() * channels, channels, Default::default()),
             attention: SelfAttention::new(&(vs / "attention"), channels, config.injector_heads),
+            residual: config.injector_residual,
         }
     }
 
@@ -122,6 +124,7 @@ impl RgbInjector {
         // time, and without the residual training often settled where it
         // averaged away the frame-to-frame changes the audio brings, leaving
         // Eq. 15's differences of f_inj nothing of the music (README, "The MuDaR model").
-        &injected + self.attention.forward(&injected, 0.0, false)
+        let attended = self.attention.forward(&injected, 0.0, false);
+        if self.residual { attended + injected } else { attended }
     }
 }
