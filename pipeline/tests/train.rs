@@ -188,10 +188,12 @@ fn trains_stops_resumes_and_shares_batches() {
     // one worker's up to float rounding (the batch is summed in another
     // order). The weights drift further apart than the losses: Adam's steps
     // are about lr·sign(g), so rounding flips the steps of gradients near
-    // zero. Measured after 6 steps: 0.5% of the distance trained for the
-    // model but its feature pyramid, 24% for the pyramid, whose gradients
-    // (it feeds only the explicit pathway, through the injector) are nearly
-    // all near zero.
+    // zero, and the gradient norm follows the weights (measured with the
+    // frame-difference input: equal to the last bit for three steps, then
+    // 1.1e-4 and 7e-4 relative at steps 3 and 5, the losses within 6e-5;
+    // after 6 steps the weights but the pyramid 6.9% of the distance
+    // trained apart, 0.5% with the HOOF input; the pyramid 24%: its
+    // gradients, through the injector only, are nearly all near zero).
     let parallel = dir.path().join("parallel");
     copy_cache(&whole, &parallel);
     let out = ok(train(&videos, &parallel, &["--steps", "6", "--checkpoint-every", "100", "-w", "2"]));
@@ -203,7 +205,15 @@ fn trains_stops_resumes_and_shares_batches() {
     for (a, b) in reference.iter().zip(&shared) {
         let scale = a.1.abs().max(1e-3);
         assert!((a.1 - b.1).abs() <= 1e-4 * scale, "step {}: loss {} on one worker, {} on two", a.0, a.1, b.1);
-        assert!((a.4 - b.4).abs() <= 1e-4 * a.4, "step {}: gradient norm {} on one worker, {} on two", a.0, a.4, b.4);
+        // Until Adam has taken a few steps, only the summation order differs.
+        let tolerance = if a.0 < 3 { 1e-5 } else { 2e-3 };
+        assert!(
+            (a.4 - b.4).abs() <= tolerance * a.4,
+            "step {}: gradient norm {} on one worker, {} on two",
+            a.0,
+            a.4,
+            b.4
+        );
     }
     // The initial weights, as the trainer makes them from the seed.
     tch::manual_seed(3);
@@ -219,7 +229,7 @@ fn trains_stops_resumes_and_shares_batches() {
         part[1] += (&w_whole[&name] - &initial[&name]).square().sum(tch::Kind::Double).double_value(&[]);
     }
     for ([difference, trained], what, bound) in
-        [(distances[0], "the model but the pyramid", 0.05), (distances[1], "the pyramid", 0.5)]
+        [(distances[0], "the model but the pyramid", 0.15), (distances[1], "the pyramid", 0.5)]
     {
         assert!(trained > 0.0, "training moved no weight of {what}");
         let relative = (difference / trained).sqrt();
