@@ -56,8 +56,13 @@ fn train_and_evaluate(dances: &Path, held_out: &Path, run: &Path, head: &str, ca
     (scores(&[]), scores(&["--threshold", "0.5"]))
 }
 
+/// `what` (precision, f_measure, matched...) of one way of finding visual rhythm.
+fn score(scores: &Value, way: &str, what: &str) -> f64 {
+    scores[way][what].as_f64().unwrap()
+}
+
 fn f(scores: &Value, way: &str) -> f64 {
-    scores[way]["f_measure"].as_f64().unwrap()
+    score(scores, way, "f_measure")
 }
 
 #[test]
@@ -104,7 +109,6 @@ fn learns_visual_rhythm_of_held_out_dances() {
         std::fs::copy(&path, bce_run.join("cache").join(path.file_name().unwrap())).unwrap();
     }
     let (bce, bce_half) = train_and_evaluate(&dances, &held_out, &bce_run, "bce", &cache);
-    let score = |scores: &Value, way: &str, what: &str| scores[way][what].as_f64().unwrap();
     for (rule, focal, bce) in [("fitted thresholds", &focal, &bce), ("p ≥ 0.5", &focal_half, &bce_half)] {
         for way in ["model_with_audio", "model_without_audio"] {
             eprintln!(
