@@ -77,6 +77,9 @@ pub struct Args {
     /// p of the audio dropout gate (Eq. 9-10).
     #[arg(long)]
     audio_dropout: Option<f64>,
+    /// Dropout in the transformer layers (preset: tiny 0, paper 0.1).
+    #[arg(long)]
+    dropout: Option<f64>,
     /// What the implicit pathway's visual transformer reads per frame: frame-difference
     /// (how much each frame differs from the one before, and the change of that; all
     /// standardised per clip), motion (HOOF) or pyramid (the paper's pooled last pyramid
@@ -118,6 +121,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     model.visual_input = args.visual_input;
     if let Some(p) = args.audio_dropout {
         model.audio_dropout = p;
+    }
+    if let Some(p) = args.dropout {
+        model.dropout = p;
     }
     model.check().map_err(anyhow::Error::msg)?;
     let epochs = args.epochs.unwrap_or(if paper { 50 } else { 20 });
