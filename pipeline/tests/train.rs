@@ -188,12 +188,14 @@ fn trains_stops_resumes_and_shares_batches() {
     // one worker's up to float rounding (the batch is summed in another
     // order). The weights drift further apart than the losses: Adam's steps
     // are about lr·sign(g), so rounding flips the steps of gradients near
-    // zero, and the gradient norm follows the weights (measured with the
-    // frame-difference input: equal to the last bit for three steps, then
-    // 1.1e-4 and 7e-4 relative at steps 3 and 5, the losses within 6e-5;
-    // after 6 steps the weights but the pyramid 6.9% of the distance
-    // trained apart, 0.5% with the HOOF input; the pyramid 24%: its
-    // gradients, through the injector only, are nearly all near zero).
+    // zero, and the loss and gradient norm follow the weights (measured with
+    // the frame-difference input: gradient norms equal to the last bit for
+    // three steps, then 1.1e-4 and 7e-4 relative at steps 3 and 5, the
+    // losses within 6e-5; with the rhythm-only audio input, losses within
+    // 8e-7 for four steps, then 5.9e-6 and 1.3e-4; after 6 steps the
+    // weights but the pyramid 6.9% of the distance trained apart, 0.5% with
+    // the HOOF input; the pyramid 24%: its gradients, through the injector
+    // only, are nearly all near zero).
     let parallel = dir.path().join("parallel");
     copy_cache(&whole, &parallel);
     let out = ok(train(&videos, &parallel, &["--steps", "6", "--checkpoint-every", "100", "-w", "2"]));
@@ -203,10 +205,22 @@ fn trains_stops_resumes_and_shares_batches() {
     assert_eq!(checksums[0][1], checksums[1][1], "the workers' weights differ: {summary}");
     let shared = losses(&parallel);
     for (a, b) in reference.iter().zip(&shared) {
-        let scale = a.1.abs().max(1e-3);
-        assert!((a.1 - b.1).abs() <= 1e-4 * scale, "step {}: loss {} on one worker, {} on two", a.0, a.1, b.1);
+        eprintln!(
+            "step {}: relative differences, loss {:.1e}, gradient norm {:.1e}",
+            a.0,
+            (a.1 - b.1).abs() / a.1.abs().max(1e-3),
+            (a.4 - b.4).abs() / a.4
+        );
         // Until Adam has taken a few steps, only the summation order differs.
-        let tolerance = if a.0 < 3 { 1e-5 } else { 2e-3 };
+        let (loss_tolerance, tolerance) = if a.0 < 3 { (1e-4, 1e-5) } else { (1e-3, 2e-3) };
+        let scale = a.1.abs().max(1e-3);
+        assert!(
+            (a.1 - b.1).abs() <= loss_tolerance * scale,
+            "step {}: loss {} on one worker, {} on two",
+            a.0,
+            a.1,
+            b.1
+        );
         assert!(
             (a.4 - b.4).abs() <= tolerance * a.4,
             "step {}: gradient norm {} on one worker, {} on two",

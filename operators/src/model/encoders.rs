@@ -9,9 +9,10 @@
 use tch::{Tensor, nn};
 
 use super::attention::TemporalEncoder;
-use super::config::{ModelConfig, VisualStreamInput};
+use super::config::{AudioStreamInput, ModelConfig, VisualStreamInput};
 use super::estimator::first_difference;
 use crate::motion::pwcnet::FeaturePyramid;
+use crate::rhythm::features::TEMPOGRAM_LAGS;
 
 /// Frames → the last pyramid feature map per frame (`f_rgb`, the explicit
 /// pathway's input) and the visual embedding of the frames' motion.
@@ -84,6 +85,8 @@ pub struct AudioEncoder {
     temporal: TemporalEncoder,
     projection: nn::Linear,
     frames: i64,
+    stream_input: AudioStreamInput,
+    mel_bands: i64,
 }
 
 /// What the audio stream gives the rest of the model.
@@ -117,6 +120,8 @@ impl AudioEncoder {
             temporal: temporal_encoder(&(vs / "temporal"), config),
             projection: nn::linear(vs / "projection", config.model_dim, config.embedding_dim, Default::default()),
             frames: config.frames,
+            stream_input: config.audio_input,
+            mel_bands: config.audio_features - 2 - TEMPOGRAM_LAGS as i64,
         }
     }
 
@@ -124,7 +129,12 @@ impl AudioEncoder {
     pub fn forward(&self, audio: &Tensor, train: bool) -> AudioFeatures {
         let kind = audio.kind();
         // Mel dB, 0/1 beats, the envelope and autocorrelations live on unrelated scales.
-        let x = standardise_over_time(audio).unsqueeze(1);
+        let audio = match self.stream_input {
+            AudioStreamInput::Full => audio.shallow_clone(),
+            // The two columns between the mel bands and the tempogram.
+            AudioStreamInput::Rhythm => audio.narrow(2, self.mel_bands, 2),
+        };
+        let x = standardise_over_time(&audio).unsqueeze(1);
         let x = self.convs.iter().fold(x, |x, conv| x.apply(conv).relu());
         // [B, C, T_a, F'] → mean over frequency → pooled to the T video frames.
         let over_time = x.mean_dim(3, false, kind).adaptive_avg_pool1d(self.frames);
@@ -178,9 +188,11 @@ mod tests {
     fn the_visual_stream_reads_what_the_configuration_names() {
         tch::manual_seed(0);
         let (clips, frames) = (2, 6);
-        let video = |seed| {
-            tch::manual_seed(seed);
-            Tensor::rand([clips, frames, 3, 96, 96], (Kind::Float, Device::Cpu))
+        // A pattern per seed rather than a draw: other tests use torch's one
+        // generator at the same time (initialising their weights).
+        let video = |seed: i64| {
+            let values = Tensor::arange(clips * frames * 3 * 96 * 96, (Kind::Float, Device::Cpu));
+            (values * (0.1 + 0.37 * seed as f64)).sin().abs().view([clips, frames, 3, 96, 96])
         };
         let hoof = Tensor::rand([clips, frames, 30], (Kind::Float, Device::Cpu));
         let same = |a: &Tensor, b: &Tensor| a.allclose(b, 1e-5, 1e-6, false);
@@ -214,6 +226,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_rhythm_audio_stream_reads_only_the_beat_and_onset_columns() {
+        let config = ModelConfig { audio_input: AudioStreamInput::Rhythm, ..ModelConfig::tiny() };
+        let (clips, t_a, features) = (2, config.audio_frames, config.audio_features);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let encoder = AudioEncoder::new(&vs.root(), &config);
+        let embed = |audio: &Tensor| encoder.forward(audio, false).embedding;
+        // Patterns rather than random draws: reseeding torch's one generator
+        // here would race with the other tests that seed it.
+        let pattern = |scale: f64| {
+            (Tensor::arange(clips * t_a * features, (Kind::Float, Device::Cpu)) * scale)
+                .sin()
+                .view([clips, t_a, features])
+        };
+        let audio = pattern(0.37);
+        let base = embed(&audio);
+        let same = |a: &Tensor, b: &Tensor| a.allclose(b, 1e-5, 1e-6, false);
+        let mel_bands = features - 2 - TEMPOGRAM_LAGS as i64;
+        let lags = TEMPOGRAM_LAGS as i64;
+        // New timbre and tempogram, the same beats and onset envelope.
+        let other = audio.copy();
+        let noise = pattern(1.91);
+        let _ = other.narrow(2, 0, mel_bands).copy_(&noise.narrow(2, 0, mel_bands));
+        let _ = other.narrow(2, mel_bands + 2, lags).copy_(&noise.narrow(2, mel_bands + 2, lags));
+        assert!(same(&base, &embed(&other)), "the mel bands or the tempogram changed the embedding");
+        let onsets_moved = audio.copy();
+        let _ = onsets_moved.narrow(2, mel_bands + 1, 1).copy_(&audio.narrow(2, mel_bands + 1, 1).flip([1]));
+        assert!(!same(&base, &embed(&onsets_moved)), "the onset envelope, frame by frame, makes the embedding");
+        let full_config = ModelConfig { audio_input: AudioStreamInput::Full, ..ModelConfig::tiny() };
+        let full = AudioEncoder::new(&(vs.root() / "full"), &full_config);
+        assert!(
+            !same(&full.forward(&audio, false).embedding, &full.forward(&other, false).embedding),
+            "the full input reads the mel bands and the tempogram"
+        );
     }
 
     #[test]

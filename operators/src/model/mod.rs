@@ -25,7 +25,7 @@ pub mod optim;
 pub mod sampling;
 pub mod targets;
 
-pub use config::{ModelConfig, RhythmHead, VisualStreamInput};
+pub use config::{AudioStreamInput, ModelConfig, RhythmHead, VisualStreamInput};
 pub use estimator::{DecisionThresholds, RhythmTargets};
 pub use losses::{focal_loss, joint_loss, triplet_loss};
 pub use sampling::{PretextTask, SamplingParams};

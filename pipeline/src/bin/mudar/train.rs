@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use mudar_operators::model::optim::AdamParams;
-use mudar_operators::model::{ModelConfig, MuDaR, RhythmHead, SamplingParams, VisualStreamInput};
+use mudar_operators::model::{AudioStreamInput, ModelConfig, MuDaR, RhythmHead, SamplingParams, VisualStreamInput};
 use mudar_operators::motion::HoofParams;
 use mudar_operators::rhythm::RhythmParams;
 use mudar_pipeline::ClipRule;
@@ -77,6 +77,10 @@ pub struct Args {
     /// p of the audio dropout gate (Eq. 9-10).
     #[arg(long)]
     audio_dropout: Option<f64>,
+    /// What the audio encoder reads per audio frame: full (mel, beat, onset envelope and
+    /// tempogram, the paper's) or rhythm (the beat and onset envelope only)
+    #[arg(long)]
+    audio_input: Option<AudioStreamInput>,
     /// Dropout in the transformer layers (preset: tiny 0, paper 0.1).
     #[arg(long)]
     dropout: Option<f64>,
@@ -121,6 +125,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     model.visual_input = args.visual_input;
     if let Some(p) = args.audio_dropout {
         model.audio_dropout = p;
+    }
+    if let Some(input) = args.audio_input {
+        model.audio_input = input;
     }
     if let Some(p) = args.dropout {
         model.dropout = p;
