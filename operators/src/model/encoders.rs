@@ -12,7 +12,7 @@ use super::attention::TemporalEncoder;
 use super::config::{AudioStreamInput, ModelConfig, VisualStreamInput};
 use super::estimator::first_difference;
 use crate::motion::pwcnet::FeaturePyramid;
-use crate::rhythm::features::TEMPOGRAM_LAGS;
+use crate::rhythm::features::rhythm_columns;
 
 /// Frames → the last pyramid feature map per frame (`f_rgb`, the explicit
 /// pathway's input) and the visual embedding of the frames' motion.
@@ -86,7 +86,8 @@ pub struct AudioEncoder {
     projection: nn::Linear,
     frames: i64,
     stream_input: AudioStreamInput,
-    mel_bands: i64,
+    /// The beat and onset-envelope columns of the input.
+    rhythm: std::ops::Range<usize>,
 }
 
 /// What the audio stream gives the rest of the model.
@@ -121,7 +122,7 @@ impl AudioEncoder {
             projection: nn::linear(vs / "projection", config.model_dim, config.embedding_dim, Default::default()),
             frames: config.frames,
             stream_input: config.audio_input,
-            mel_bands: config.audio_features - 2 - TEMPOGRAM_LAGS as i64,
+            rhythm: rhythm_columns(config.audio_features as usize),
         }
     }
 
@@ -131,8 +132,7 @@ impl AudioEncoder {
         // Mel dB, 0/1 beats, the envelope and autocorrelations live on unrelated scales.
         let audio = match self.stream_input {
             AudioStreamInput::Full => audio.shallow_clone(),
-            // The two columns between the mel bands and the tempogram.
-            AudioStreamInput::Rhythm => audio.narrow(2, self.mel_bands, 2),
+            AudioStreamInput::Rhythm => audio.narrow(2, self.rhythm.start as i64, self.rhythm.len() as i64),
         };
         let x = standardise_over_time(&audio).unsqueeze(1);
         let x = self.convs.iter().fold(x, |x, conv| x.apply(conv).relu());
@@ -230,6 +230,8 @@ mod tests {
 
     #[test]
     fn the_rhythm_audio_stream_reads_only_the_beat_and_onset_columns() {
+        use crate::rhythm::features::TEMPOGRAM_LAGS;
+
         let config = ModelConfig { audio_input: AudioStreamInput::Rhythm, ..ModelConfig::tiny() };
         let (clips, t_a, features) = (2, config.audio_frames, config.audio_features);
         let vs = nn::VarStore::new(Device::Cpu);

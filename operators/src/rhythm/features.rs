@@ -13,6 +13,13 @@ pub fn audio_input_width(params: &RhythmParams) -> usize {
     params.spectrogram.n_mels + 2 + TEMPOGRAM_LAGS
 }
 
+/// Where the beat and onset-envelope columns lie in a row of `width`
+/// features laid out as [`audio_input`] lays them: just before the tempogram.
+pub fn rhythm_columns(width: usize) -> std::ops::Range<usize> {
+    let beat = width - TEMPOGRAM_LAGS - 2;
+    beat..beat + 2
+}
+
 /// `[mel dB (n_mels) ‖ beat (1: 1.0 on beat frames) ‖ onset envelope (1) ‖
 /// tempogram column (384)]` for each STFT frame of `y`.
 pub fn audio_input(y: &[f32], params: &RhythmParams) -> Result<Frames, RhythmError> {
