@@ -73,6 +73,17 @@ impl ClipRule {
         }
     }
 
+    /// `(length, stride)` of the clips of an input without end (a live feed): back-to-back
+    /// clips of the rule's length (`windows` keeps its stride). `whole` has no length for a
+    /// feed that never ends: the paper's 8 s.
+    pub fn endless(&self) -> (Duration, Duration) {
+        match *self {
+            ClipRule::Windows { length, stride } => (length, stride),
+            ClipRule::Centered { length } => (length, length),
+            ClipRule::Whole => (Duration::from_secs(8), Duration::from_secs(8)),
+        }
+    }
+
     /// The part of the input that must be decoded for these clips (`None`: all of it).
     pub fn decode_span(&self, duration: Option<Duration>) -> Option<Span> {
         match (self, duration) {
@@ -123,6 +134,10 @@ pub struct Clip<V = VideoFrame> {
 #[derive(Debug)]
 pub struct ClipAssembler<V = VideoFrame> {
     spans: VecDeque<Span>,
+    /// `(length, stride)` of clips cut without end (a live feed's), from `next_start` on.
+    endless: Option<(Duration, Duration)>,
+    /// Where the next endless clip starts: the stream's first packet, then every stride.
+    next_start: Option<Duration>,
     open: VecDeque<Clip<V>>,
     audio_time: Duration,
     video_time: Duration,
@@ -145,6 +160,8 @@ impl<V: Clone> ClipAssembler<V> {
     pub fn new(spans: Vec<Span>, has_audio: bool, has_video: bool) -> ClipAssembler<V> {
         ClipAssembler {
             spans: spans.into(),
+            endless: None,
+            next_start: None,
             open: VecDeque::new(),
             audio_time: Duration::ZERO,
             video_time: Duration::ZERO,
@@ -153,8 +170,16 @@ impl<V: Clone> ClipAssembler<V> {
         }
     }
 
+    /// Clips of `length` every `stride` without end, the first starting at the stream's first
+    /// packet: how a live feed, whose length nobody knows, is cut.
+    pub fn endless(length: Duration, stride: Duration, has_audio: bool, has_video: bool) -> ClipAssembler<V> {
+        assert!(!length.is_zero() && !stride.is_zero(), "endless clips need a positive length and stride");
+        ClipAssembler { endless: Some((length, stride)), ..ClipAssembler::new(Vec::new(), has_audio, has_video) }
+    }
+
     /// Adds audio; returns the clips it completed.
     pub fn push_audio(&mut self, chunk: &AudioChunk) -> Vec<Clip<V>> {
+        self.next_start.get_or_insert(chunk.pts);
         self.open_until(chunk.end());
         self.open.iter_mut().for_each(|clip| take_samples(clip, chunk));
         self.audio_time = self.audio_time.max(chunk.end());
@@ -164,6 +189,7 @@ impl<V: Clone> ClipAssembler<V> {
     /// Adds the video item of the frame shown from `pts` for `duration`;
     /// returns the clips it completed.
     pub fn push_video(&mut self, pts: Duration, duration: Duration, item: V) -> Vec<Clip<V>> {
+        self.next_start.get_or_insert(pts);
         self.open_until(pts + Duration::from_nanos(1));
         for clip in self.open.iter_mut().filter(|c| c.span.contains(pts)) {
             clip.frames.push(item.clone());
@@ -175,6 +201,7 @@ impl<V: Clone> ClipAssembler<V> {
 
     /// Ends the stream: clips still open are returned as they are (cut short).
     pub fn finish(mut self) -> Vec<Clip<V>> {
+        self.endless = None;
         self.open_until(Duration::MAX);
         self.open.into_iter().filter(|c| !c.audio.is_empty() || !c.frames.is_empty()).collect()
     }
@@ -193,6 +220,12 @@ impl<V: Clone> ClipAssembler<V> {
 
     /// Opens every pending clip that starts before `t`.
     fn open_until(&mut self, t: Duration) {
+        if let (Some((length, stride)), Some(next)) = (self.endless, self.next_start.as_mut()) {
+            while *next < t {
+                self.spans.push_back(Span::new(*next, *next + length));
+                *next += stride;
+            }
+        }
         while let Some(span) = self.spans.front().copied().filter(|s| s.start < t) {
             self.spans.pop_front();
             self.open.push_back(Clip {
@@ -262,11 +295,12 @@ mod tests {
                     width: 1,
                     height: 1,
                     rgb: vec![next_frame as u8; 3],
+                    capture_us: None,
                 }));
                 next_frame += 1;
             }
             let samples = (start..(start + chunk).min(total)).map(|i| i as f32).collect();
-            packets.push(Packet::Audio(AudioChunk { pts, sample_rate: sr, samples }));
+            packets.push(Packet::Audio(AudioChunk { pts, sample_rate: sr, samples, capture_us: None }));
         }
         packets
     }
@@ -294,6 +328,33 @@ mod tests {
         }
         // Each clip is emitted as soon as the stream passes its end, not at the end of the input.
         assert!(emitted_at[0] < secs(2.5), "{emitted_at:?}");
+    }
+
+    #[test]
+    fn endless_clips_start_at_the_first_packet_and_go_on() {
+        // A live stream whose media time starts at 3 s.
+        let shifted = stream(5, 100, 4, 37).into_iter().map(|p| match p {
+            Packet::Audio(a) => Packet::Audio(AudioChunk { pts: a.pts + secs(3.0), ..a }),
+            Packet::Video(v) => Packet::Video(VideoFrame { pts: v.pts + secs(3.0), ..v }),
+        });
+        let mut asm = ClipAssembler::<VideoFrame>::endless(secs(2.0), secs(1.0), true, true);
+        let mut clips = Vec::new();
+        for p in shifted {
+            clips.extend(asm.push(&p));
+        }
+        assert_eq!(clips.len(), 4);
+        for (k, clip) in clips.iter().enumerate() {
+            assert_eq!(clip.span, Span::new(secs(3.0 + k as f64), secs(5.0 + k as f64)));
+            let expected: Vec<f32> = (100 * k..100 * k + 200).map(|i| i as f32).collect();
+            assert_eq!(clip.audio, expected, "clip {k}");
+            let frames: Vec<u8> = clip.frames.iter().map(|f| f.rgb[0]).collect();
+            assert_eq!(frames, (4 * k as u8..4 * k as u8 + 8).collect::<Vec<_>>());
+        }
+        // The stream ends inside the next clip: it comes out cut short, and nothing after it.
+        let rest = asm.finish();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].span.start, secs(7.0));
+        assert_eq!(rest[0].audio, (400..500).map(|i| i as f32).collect::<Vec<_>>());
     }
 
     #[test]

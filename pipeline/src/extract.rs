@@ -4,8 +4,12 @@
 //! Every process gets the same [`Plan`] and builds the same graph; input `i`
 //! of the plan is decoded by global worker `i mod workers`, which also owns
 //! its state in every stage. Each worker writes its own store files
-//! (`mudar_sinks::store`, writer `w<index>`), so a committed input lives in
-//! exactly one segment whatever the number of workers.
+//! (`mudar_sinks::store`, writer `w<index>`, or the next free `w<index + k·workers>`
+//! while another run holds that name), so a committed input lives in exactly
+//! one segment whatever the number of workers. Runs may share a store: each
+//! process claims its workers' inputs before extracting them
+//! ([`mudar_sinks::store::claim_inputs`]) and leaves those another live run
+//! has claimed to it.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ use differential_dataflow::input::Input as _;
 use mudar_operators::motion::{DisParams, FlowBackend, HoofParams, VisualBeatParams};
 use mudar_operators::rhythm::RhythmParams;
 use mudar_schemas::tables::{self, AUDIO_FRAMES, CLIPS, Layout, MEDIA, VIDEO_FRAMES};
-use mudar_sinks::store::{StoreConfig, StoreError, StoreWriter};
+use mudar_sinks::store::{Busy, Claimed, StoreConfig, StoreError, StoreWriter};
 use serde_json::json;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concatenate, Input, Inspect, Probe};
@@ -89,6 +93,8 @@ pub struct Plan {
     pub workers_per_process: usize,
     pub target_file_bytes: u64,
     pub row_group_rows: usize,
+    /// How often a live input's rows are committed.
+    pub commit_interval: std::time::Duration,
     /// A trained MuDaR whose outputs join `video_frames` and `clips`.
     pub model: Option<ModelChoice>,
 }
@@ -180,27 +186,91 @@ impl Plan {
 #[derive(Debug, Default)]
 pub struct WorkerReport {
     pub committed: Vec<InputReport>,
+    pub interrupted: Vec<String>,
 }
 
+/// What a process's run did.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// Inputs committed by this process's workers.
+    pub committed: Vec<InputReport>,
+    /// Inputs left to the other live runs that were extracting them.
+    pub busy: Vec<Busy>,
+    /// Inputs a stop left unfinished (not committed: a later run extracts them).
+    pub interrupted: Vec<String>,
+}
+
+/// The inputs this process claimed in the store, shared by its workers: the
+/// first worker to get here claims for all (once the store is prepared), and
+/// the claim lasts until every worker is done.
+type ProcessClaim = Arc<std::sync::Mutex<Option<Claimed>>>;
+
 /// Runs the plan on this process's workers (`config`: timely's, e.g. from
-/// `-w/-n/-p/-h`); `progress` sees every input open, advance and close.
+/// `-w/-n/-p/-h`); `progress` sees every input open, advance and close. Once
+/// `stop` is set (Ctrl-C, SIGTERM), live feeds end with their last window
+/// committed and files are left for a later run.
 pub fn run(
     plan: Arc<Plan>,
     config: timely::Config,
     progress: Arc<dyn Fn(Progress<'_>) + Send + Sync>,
-) -> Result<Vec<InputReport>, String> {
-    let guards = timely::execute(config, move |worker| run_worker(worker, &plan, &*progress))?;
-    let mut committed = Vec::new();
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<RunReport, String> {
+    let claim = ProcessClaim::default();
+    let shared = claim.clone();
+    let guards = timely::execute(config, move |worker| run_worker(worker, &plan, &shared, &*progress, &stop))?;
+    let mut report = RunReport::default();
     for result in guards.join() {
-        committed.extend(result.map_err(|e| format!("a worker failed: {e}"))??.committed);
+        let worker = result.map_err(|e| format!("a worker failed: {e}"))??;
+        report.committed.extend(worker.committed);
+        report.interrupted.extend(worker.interrupted);
     }
-    Ok(committed)
+    let claim = claim.lock().unwrap_or_else(|p| p.into_inner()).take();
+    report.busy = claim.map(|c| c.busy).unwrap_or_default();
+    Ok(report)
+}
+
+/// The inputs this worker extracts, with their stream ids: its share of the
+/// plan's, less those committed with the same configuration and those other
+/// live runs hold. The first worker of a process claims for all of them.
+fn my_inputs(
+    plan: &Plan,
+    claim: &ProcessClaim,
+    config: &str,
+    (index, peers): (usize, usize),
+) -> Result<Vec<(StreamId, String)>, String> {
+    if plan.extract_none {
+        return Ok(Vec::new());
+    }
+    let per_process = plan.workers_per_process.max(1);
+    let process = index / per_process;
+    let mut claim = claim.lock().unwrap_or_else(|p| p.into_inner());
+    if claim.is_none() {
+        let ours = |i: usize| (i % peers) / per_process == process;
+        let claimed = mudar_sinks::store::claim_inputs(&plan.store, |committed| {
+            let mut wanted: Vec<String> =
+                plan.inputs.iter().enumerate().filter(|(i, _)| ours(*i)).map(|(_, input)| input.clone()).collect();
+            wanted.retain(|input| committed.get(input).map(String::as_str) != Some(config));
+            wanted
+        })
+        .map_err(|e| e.to_string())?;
+        *claim = Some(claimed);
+    }
+    let claimed: std::collections::HashSet<&String> = claim.as_ref().expect("claimed above").inputs.iter().collect();
+    Ok(plan
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(i, input)| i % peers == index && claimed.contains(input))
+        .map(|(i, input)| (i as StreamId, input.clone()))
+        .collect())
 }
 
 fn run_worker(
     worker: &mut timely::worker::Worker,
     plan: &Plan,
+    claim: &ProcessClaim,
     progress: &(dyn Fn(Progress<'_>) + Send + Sync),
+    stop: &std::sync::atomic::AtomicBool,
 ) -> Result<WorkerReport, String> {
     let (index, peers) = (worker.index(), worker.peers());
     let backend = Rc::new(plan.flow.worker_backend(plan.workers_per_process)?);
@@ -214,7 +284,8 @@ fn run_worker(
         row_group_rows: plan.row_group_rows,
         config_json: config.clone(),
     };
-    let store = StoreWriter::open(&plan.store, &format!("w{index}"), &plan.table_schemas(), store_config)
+    let names = (0..).map(|k| format!("w{}", index + k * peers)).take(1024);
+    let store = StoreWriter::open_first_free(&plan.store, names, &plan.table_schemas(), store_config)
         .map_err(|e| e.to_string())?;
     let store = Rc::new(RefCell::new(store));
     let error: Rc<RefCell<Option<SinkError>>> = Rc::new(RefCell::new(None));
@@ -245,7 +316,7 @@ fn run_worker(
         let reports = committed.clone();
         let written = scope
             .concatenate([lifecycle, audio, motion, clips].into_iter().chain(model_outputs))
-            .write_store(store.clone(), plan.tables, plan.layout(), error.clone())
+            .write_store(store.clone(), plan.tables, plan.layout(), error.clone(), plan.commit_interval)
             .inspect(move |report| reports.borrow_mut().push(report.clone()));
         written.clone().probe_with(&probe);
         // The per-video view: what the store held before this run, plus what it commits.
@@ -264,24 +335,18 @@ fn run_worker(
 
     // Read the store only now: in a cluster, process 0 has prepared it (recovery, removals)
     // before connecting, and the workers start once every process is connected.
-    let in_store = mudar_sinks::store::committed_inputs(&plan.store).map_err(|e| e.to_string())?;
-    let mine: Vec<(StreamId, String)> = plan
-        .inputs
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % peers == index && !plan.extract_none)
-        .filter(|(_, input)| in_store.get(*input) != Some(&config))
-        .map(|(i, input)| (i as StreamId, input.clone()))
-        .collect();
+    let mine = my_inputs(plan, claim, &config, (index, peers))?;
     let driver_config = DriverConfig { source: plan.source.clone(), max_open: plan.max_open, packets_per_epoch: 16 };
     let mut driver = Driver::new(mine, driver_config);
-    driver.run(worker, events, &probe, plan.max_lag, &mut |p| progress(p), &|| error.borrow().is_none());
+    let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
+    driver.run(worker, events, &probe, plan.max_lag, &mut |p| progress(p), &|| error.borrow().is_none(), &stopped);
     if let Some(e) = error.borrow_mut().take() {
         return Err(format!("writing the store failed: {e}"));
     }
-    store.borrow_mut().flush().map_err(|e| format!("writing the store failed: {e}"))?;
+    // A stop leaves unfinished files: their rows go, so the store has nothing to recover.
+    store.borrow_mut().flush_and_discard().map_err(|e| format!("writing the store failed: {e}"))?;
     let committed = committed.borrow().clone();
-    Ok(WorkerReport { committed })
+    Ok(WorkerReport { committed, interrupted: driver.interrupted().to_vec() })
 }
 
 fn dis_threads(workers_per_process: usize) -> usize {

@@ -35,6 +35,30 @@ pub fn is_uri(input: &str) -> bool {
     }
 }
 
+/// Whether `input` names a feed: a streaming protocol (RTSP, RTMP, SRT, UDP, RTP) or an HLS
+/// playlist. A feed is committed window by window and never counted done, even before it has
+/// connected (an input GStreamer finds live when it opens is one too).
+pub fn is_feed(input: &str) -> bool {
+    let Some((scheme, rest)) = input.split_once("://").filter(|_| is_uri(input)) else { return false };
+    let scheme = scheme.to_ascii_lowercase();
+    let path = rest.split(['?', '#']).next().unwrap_or_default().to_ascii_lowercase();
+    matches!(scheme.as_str(), "rtsp" | "rtsps" | "rtspt" | "rtmp" | "rtmps" | "srt" | "udp" | "rtp")
+        || (scheme.starts_with("http") && path.ends_with(".m3u8"))
+}
+
+#[cfg(test)]
+mod feed_tests {
+    #[test]
+    fn feeds_are_known_by_scheme_or_playlist() {
+        for feed in ["rtsp://cam/a", "SRT://host:9000", "udp://127.0.0.1:5600", "http://h/live.m3u8?x=1"] {
+            assert!(super::is_feed(feed), "{feed}");
+        }
+        for not in ["http://h/video.mp4", "file:///a.m3u8.mp4", "/data/live.m3u8", "clip.mp4"] {
+            assert!(!super::is_feed(not), "{not}");
+        }
+    }
+}
+
 /// For an input that is a local RIFF/WAVE file cut short: `(seconds
 /// present, seconds its header declares)`; `None` for anything else (URIs too).
 ///

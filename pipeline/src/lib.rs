@@ -25,7 +25,7 @@ pub mod train;
 pub use clip::{Clip, ClipAssembler, ClipRule, Span};
 pub use error::{ErrorKind, MediaError};
 pub use probe::{ProbeOptions, probe};
-pub use source::{AudioChunk, AudioOutput, MediaSource, Packet, Resize, SourceConfig, VideoFrame, VideoOutput};
+pub use source::{AudioChunk, AudioOutput, MediaSource, Packet, Poll, Resize, SourceConfig, VideoFrame, VideoOutput};
 
 /// Initialises GStreamer once per process (cheap after the first call).
 pub fn init() -> Result<(), ErrorKind> {

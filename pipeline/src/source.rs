@@ -16,8 +16,17 @@
 //! the other fills up. Bus messages (errors, end of stream, preroll) travel on
 //! a second small channel, and a consumer waiting longer than the stall
 //! timeout for either gets [`ErrorKind::Stalled`].
+//!
+//! A *live* source (one that produces data only in real time: RTSP, SRT, UDP,
+//! HLS; GStreamer says so by not prerolling, and `SourceConfig::live` can
+//! force it) runs on a real-time UTC clock, so each packet carries its
+//! capture time, and it never makes the sender wait: its video frames go to a
+//! small channel of their own that drops its oldest frame when full (the
+//! newest is kept, the drop counted), while its audio, a few kB a second,
+//! keeps the shared bounded channel.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -95,6 +104,13 @@ pub struct SourceConfig {
     pub capacity: usize,
     /// Longest wait for the next packet before giving up.
     pub stall_timeout: Duration,
+    /// Take the input as live (`Some(true)`), as a file (`Some(false)`), or as GStreamer says
+    /// (`None`: live when it does not preroll).
+    pub live: Option<bool>,
+    /// Longest wait for a live source's first packet of every track (connecting, buffering).
+    pub connect_timeout: Duration,
+    /// Video frames a live source holds for the consumer before dropping the oldest.
+    pub live_frames: usize,
 }
 
 impl Default for SourceConfig {
@@ -105,6 +121,9 @@ impl Default for SourceConfig {
             span: None,
             capacity: 32,
             stall_timeout: Duration::from_secs(30),
+            live: None,
+            connect_timeout: Duration::from_secs(30),
+            live_frames: 8,
         }
     }
 }
@@ -115,6 +134,9 @@ pub struct AudioChunk {
     pub pts: Duration,
     pub sample_rate: u32,
     pub samples: Vec<f32>,
+    /// A live source's capture time of the first sample, µs since the Unix epoch (UTC).
+    #[serde(default)]
+    pub capture_us: Option<i64>,
 }
 
 impl AudioChunk {
@@ -132,6 +154,9 @@ pub struct VideoFrame {
     pub width: u32,
     pub height: u32,
     pub rgb: Vec<u8>,
+    /// A live source's capture time, µs since the Unix epoch (UTC).
+    #[serde(default)]
+    pub capture_us: Option<i64>,
 }
 
 impl VideoFrame {
@@ -154,6 +179,51 @@ impl Packet {
         match self {
             Packet::Audio(a) => a.pts,
             Packet::Video(v) => v.pts,
+        }
+    }
+
+    /// A live source's capture time, µs since the Unix epoch.
+    pub fn capture_us(&self) -> Option<i64> {
+        match self {
+            Packet::Audio(a) => a.capture_us,
+            Packet::Video(v) => v.capture_us,
+        }
+    }
+}
+
+/// What a live source's branches share with it.
+#[derive(Debug, Default)]
+struct LiveState {
+    /// Set once the source is known to be live.
+    live: AtomicBool,
+    /// Video frames dropped because the consumer was behind.
+    dropped: AtomicU64,
+}
+
+/// A live source's video channel, as its video branch holds it: the receiver
+/// too, to drop the oldest frame when the channel is full.
+#[derive(Clone, Debug)]
+struct LiveVideo {
+    tx: Sender<Packet>,
+    rx: Receiver<Packet>,
+    state: Arc<LiveState>,
+}
+
+impl LiveVideo {
+    /// Queues `frame`, dropping the oldest queued frames to make room; never waits.
+    fn give(&self, frame: Packet) -> Result<(), gst::FlowError> {
+        let mut frame = frame;
+        loop {
+            match self.tx.try_send(frame) {
+                Ok(()) => return Ok(()),
+                Err(crossbeam_channel::TrySendError::Full(back)) => {
+                    frame = back;
+                    if self.rx.try_recv().is_ok() {
+                        self.state.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(gst::FlowError::Flushing),
+            }
         }
     }
 }
@@ -247,6 +317,11 @@ pub struct MediaSource {
     input: String,
     pipeline: gst::Pipeline,
     data: Option<Receiver<Packet>>,
+    /// A live source's video frames (see the module docs).
+    live_video: Receiver<Packet>,
+    live: Arc<LiveState>,
+    /// Packets a live source took while connecting, delivered first.
+    first: VecDeque<Packet>,
     control: Receiver<Control>,
     config: SourceConfig,
     duration: Option<Duration>,
@@ -258,6 +333,8 @@ pub struct MediaSource {
     warnings: Vec<String>,
     /// No data came within the stall timeout.
     stalled: bool,
+    /// When the last packet came (or the source started): the stall timeout counts from it.
+    last_data: Instant,
     /// `(present, declared)` seconds of a WAV file cut short.
     wav_truncation: Option<(f64, f64)>,
 }
@@ -280,10 +357,17 @@ impl MediaSource {
         let fail = |e: glib::BoolError| ErrorKind::Gstreamer(e.to_string()).at(input);
         let capacity = config.capacity.max(1);
         let (data_tx, data_rx) = crossbeam_channel::bounded(capacity);
+        let (live_tx, live_rx) = crossbeam_channel::bounded(config.live_frames.max(1));
+        let live = Arc::new(LiveState::default());
+        live.live.store(config.live == Some(true), Ordering::Relaxed);
         // Control messages are few (preroll, EOS, errors); a full channel drops warnings only.
         let (control_tx, control_rx) = crossbeam_channel::bounded(256);
 
         let pipeline = gst::Pipeline::with_name("mudar-source");
+        // Running time plus base time on this clock is UTC: a live packet's capture time.
+        let clock =
+            glib::Object::builder::<gst::SystemClock>().property("clock-type", gst::ClockType::Realtime).build();
+        pipeline.use_clock(Some(&clock));
         let decoder = gst::ElementFactory::make("uridecodebin").property("uri", &uri).build().map_err(fail)?;
         pipeline.add(&decoder).map_err(fail)?;
         let tracks = Arc::new(Mutex::new(Tracks::default()));
@@ -291,6 +375,7 @@ impl MediaSource {
         {
             let (pipeline, tracks, config, tx) =
                 (pipeline.downgrade(), tracks.clone(), config.clone(), data_tx.clone());
+            let live_video = LiveVideo { tx: live_tx, rx: live_rx.clone(), state: live.clone() };
             decoder.connect_pad_added(move |_, pad| {
                 let Some(pipeline) = pipeline.upgrade() else {
                     return;
@@ -307,9 +392,13 @@ impl MediaSource {
                     (first_audio, first_video)
                 };
                 let linked = if first_audio {
-                    config.audio.map(|out| link_branch(&pipeline, pad, audio_branch(out, tx.clone())))
+                    config
+                        .audio
+                        .map(|out| link_branch(&pipeline, pad, audio_branch(out, tx.clone(), live_video.state.clone())))
                 } else if first_video {
-                    config.video.map(|out| link_branch(&pipeline, pad, video_branch(out, tx.clone())))
+                    config
+                        .video
+                        .map(|out| link_branch(&pipeline, pad, video_branch(out, tx.clone(), live_video.clone())))
                 } else {
                     None
                 };
@@ -332,6 +421,9 @@ impl MediaSource {
             input: input.to_owned(),
             pipeline,
             data: Some(data_rx),
+            live_video: live_rx,
+            live,
+            first: VecDeque::new(),
             control: control_rx,
             config: config.clone(),
             duration: None,
@@ -342,9 +434,11 @@ impl MediaSource {
             video_end: None,
             warnings: Vec::new(),
             stalled: false,
+            last_data: Instant::now(),
             wav_truncation: crate::input::wav_truncation(input),
         };
         source.start(&tracks)?;
+        source.last_data = Instant::now();
         Ok(source)
     }
 
@@ -352,32 +446,15 @@ impl MediaSource {
     fn start(&mut self, tracks: &Mutex<Tracks>) -> Result<(), MediaError> {
         let input = self.input.clone();
         let state_error = |e: gst::StateChangeError| ErrorKind::Gstreamer(e.to_string()).at(&input);
-        self.pipeline
+        let change = self
+            .pipeline
             .set_state(gst::State::Paused)
             .map_err(|e| self.first_error().unwrap_or_else(|| state_error(e)))?;
-        let missing_plugins = self.wait_preroll(tracks)?;
-        let (declared_audio, declared_video) = {
-            let tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
-            (self.has_audio, self.has_video) = (tracks.audio, tracks.video);
-            (tracks.declared_audio, tracks.declared_video)
-        };
-        let damaged = |kind: &str| {
-            ErrorKind::Corrupt(format!(
-                "the container declares a {kind} track but holds no decodable {kind} data (truncated?)"
-            ))
-        };
-        let absent = if self.config.audio.is_some() && !self.has_audio {
-            Some(if declared_audio { damaged("audio") } else { ErrorKind::NoAudio })
-        } else if self.config.video.is_some() && !self.has_video {
-            Some(if declared_video { damaged("video") } else { ErrorKind::NoVideo })
-        } else {
-            None
-        };
-        if let Some(kind) = absent {
-            // A track the decoder could not handle shows up as absent: name the real cause.
-            let kind = missing_plugins.into_iter().next().map(ErrorKind::MissingPlugin).unwrap_or(kind);
-            return Err(kind.at(&input));
+        if change == gst::StateChangeSuccess::NoPreroll && self.config.live != Some(false) {
+            return self.start_live(tracks);
         }
+        let missing_plugins = self.wait_preroll(tracks)?;
+        self.check_tracks(tracks, missing_plugins)?;
         self.duration = self.pipeline.query_duration::<gst::ClockTime>().map(|d| Duration::from_nanos(d.nseconds()));
         if self.duration == Some(Duration::ZERO) {
             return Err(ErrorKind::ZeroDuration.at(&input));
@@ -401,6 +478,94 @@ impl MediaSource {
         self.pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| self.first_error().unwrap_or_else(|| state_error(e)))?;
+        if self.live.live.load(Ordering::Relaxed) {
+            // Taken as live though it prerolls (HLS, a forced file): its first packets, as a
+            // live source's, set the capture clock.
+            self.wait_first_packets()?;
+        }
+        Ok(())
+    }
+
+    /// A live source makes data only once playing: play, then wait for the first packet of
+    /// every track asked for (or the connect timeout), and check the tracks as a file's.
+    fn start_live(&mut self, tracks: &Mutex<Tracks>) -> Result<(), MediaError> {
+        self.live.live.store(true, Ordering::Relaxed);
+        let input = self.input.clone();
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| self.first_error().unwrap_or_else(|| ErrorKind::Gstreamer(e.to_string()).at(&input)))?;
+        let missing_plugins = self.wait_first_packets()?;
+        self.check_tracks(tracks, missing_plugins)
+    }
+
+    /// Waits, up to the connect timeout, until every track asked for has delivered a packet
+    /// (kept to be delivered first); returns the missing-plugin reports seen meanwhile.
+    fn wait_first_packets(&mut self) -> Result<Vec<String>, MediaError> {
+        // A few seconds of packets at most, while the other track is awaited.
+        const MOST: usize = 512;
+        let deadline = Instant::now() + self.config.connect_timeout;
+        let mut missing = Vec::new();
+        let (mut audio, mut video) = (self.config.audio.is_none(), self.config.video.is_none());
+        let data = self.data.clone().expect("open");
+        let (live_video, control) = (self.live_video.clone(), self.control.clone());
+        while !(audio && video) && self.first.len() < MOST {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let packet = select! {
+                recv(data) -> packet => packet.ok(),
+                recv(live_video) -> packet => packet.ok(),
+                recv(control) -> msg => {
+                    match msg {
+                        Ok(Control::Error(kind)) => return Err(kind.at(&self.input)),
+                        Ok(Control::Eos) | Err(_) => break,
+                        Ok(Control::MissingPlugin(p)) => missing.push(p),
+                        Ok(Control::Warning(w)) => self.warnings.push(w),
+                        Ok(Control::Prerolled) => {}
+                    }
+                    None
+                },
+                default(left) => None,
+            };
+            if let Some(packet) = packet {
+                audio |= matches!(packet, Packet::Audio(_));
+                video |= matches!(packet, Packet::Video(_));
+                self.first.push_back(packet);
+            }
+        }
+        if self.first.is_empty() && missing.is_empty() {
+            self.stalled = true;
+            return Err(ErrorKind::Stalled(self.config.connect_timeout).at(&self.input));
+        }
+        Ok(missing)
+    }
+
+    /// Checks the decoder found the tracks asked for; names the cause when not.
+    fn check_tracks(&mut self, tracks: &Mutex<Tracks>, missing_plugins: Vec<String>) -> Result<(), MediaError> {
+        let input = self.input.clone();
+        let (declared_audio, declared_video) = {
+            let tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
+            (self.has_audio, self.has_video) = (tracks.audio, tracks.video);
+            (tracks.declared_audio, tracks.declared_video)
+        };
+        let damaged = |kind: &str| {
+            ErrorKind::Corrupt(format!(
+                "the container declares a {kind} track but holds no decodable {kind} data (truncated?)"
+            ))
+        };
+        let absent = if self.config.audio.is_some() && !self.has_audio {
+            Some(if declared_audio { damaged("audio") } else { ErrorKind::NoAudio })
+        } else if self.config.video.is_some() && !self.has_video {
+            Some(if declared_video { damaged("video") } else { ErrorKind::NoVideo })
+        } else {
+            None
+        };
+        if let Some(kind) = absent {
+            // A track the decoder could not handle shows up as absent: name the real cause.
+            let kind = missing_plugins.into_iter().next().map(ErrorKind::MissingPlugin).unwrap_or(kind);
+            return Err(kind.at(&input));
+        }
         Ok(())
     }
 
@@ -481,6 +646,23 @@ impl MediaSource {
         self.has_audio
     }
 
+    /// Whether the source is live (see the module docs).
+    pub fn is_live(&self) -> bool {
+        self.live.live.load(Ordering::Relaxed)
+    }
+
+    /// Video frames a live source dropped so far because the consumer was behind.
+    pub fn dropped_frames(&self) -> u64 {
+        self.live.dropped.load(Ordering::Relaxed)
+    }
+
+    /// A live source's capture time minus media time, µs, from its first packet: fixed for
+    /// the connection, so a row's capture time follows from its media time.
+    pub fn capture_offset_us(&self) -> Option<i64> {
+        let first = self.first.front()?;
+        Some(first.capture_us()? - first.pts().as_micros() as i64)
+    }
+
     pub fn has_video(&self) -> bool {
         self.has_video
     }
@@ -548,38 +730,68 @@ impl MediaSource {
     }
 }
 
-impl Iterator for MediaSource {
-    type Item = Result<Packet, MediaError>;
+/// What [`MediaSource::poll`] found.
+#[derive(Debug)]
+pub enum Poll {
+    /// The next item, as [`Iterator::next`] gives it (`None`: the input has ended).
+    Ready(Option<Result<Packet, MediaError>>),
+    /// Nothing within the wait, and the source is not stalled yet.
+    Pending,
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
+impl MediaSource {
+    /// The next packet, waiting at most `wait` for it: how a loop serving several live
+    /// sources takes what each has without being held up by one. A source silent for the
+    /// stall timeout still ends with [`ErrorKind::Stalled`].
+    pub fn poll(&mut self, wait: Duration) -> Poll {
+        if let Some(packet) = self.first.pop_front() {
+            self.last_data = Instant::now();
+            if let Some(packet) = self.record(packet) {
+                return Poll::Ready(Some(Ok(packet)));
+            }
+        }
+        let deadline = Instant::now() + wait;
         loop {
             // Receivers are handles; cloning them frees `self` for the arms below.
-            let data = self.data.clone()?;
-            let control = self.control.clone();
+            let Some(data) = self.data.clone() else { return Poll::Ready(None) };
+            let (control, live_video) = (self.control.clone(), self.live_video.clone());
             match std::mem::replace(&mut self.state, State::Done) {
-                State::Done => return None,
+                State::Done => return Poll::Ready(None),
                 State::Draining(outcome) => {
-                    if let Ok(packet) = data.try_recv() {
+                    if let Ok(packet) = data.try_recv().or_else(|_| live_video.try_recv()) {
                         self.state = State::Draining(outcome);
                         match self.record(packet) {
-                            Some(packet) => return Some(Ok(packet)),
+                            Some(packet) => return Poll::Ready(Some(Ok(packet))),
                             None => continue,
                         }
                     }
                     let outcome = outcome.and_then(|()| self.check_complete());
                     self.stop();
-                    return outcome.err().map(|kind| Err(kind.at(&self.input)));
+                    return Poll::Ready(outcome.err().map(|kind| Err(kind.at(&self.input))));
                 }
                 State::Running => {
                     self.state = State::Running;
-                    let timeout = self.config.stall_timeout;
+                    // A consumer busy elsewhere finds its packets waiting: the clock only counts
+                    // once nothing is.
+                    let stall_at = self.last_data + self.config.stall_timeout;
+                    let now = Instant::now();
+                    let timeout = stall_at.min(deadline).saturating_duration_since(now);
                     select! {
                         recv(data) -> packet => match packet {
-                            Ok(packet) => if let Some(packet) = self.record(packet) {
-                                return Some(Ok(packet));
-                            },
+                            Ok(packet) => {
+                                self.last_data = Instant::now();
+                                if let Some(packet) = self.record(packet) {
+                                    return Poll::Ready(Some(Ok(packet)));
+                                }
+                            }
                             // Every sender is gone: the branches were torn down.
                             Err(_) => self.state = State::Draining(Ok(())),
+                        },
+                        recv(live_video) -> packet => if let Ok(packet) = packet {
+                            self.last_data = Instant::now();
+                            if let Some(packet) = self.record(packet) {
+                                return Poll::Ready(Some(Ok(packet)));
+                            }
                         },
                         recv(control) -> msg => match msg {
                             Ok(Control::Eos) => self.state = State::Draining(Ok(())),
@@ -589,13 +801,28 @@ impl Iterator for MediaSource {
                             Err(_) => self.state = State::Draining(Err(ErrorKind::Gstreamer("the bus closed".into()))),
                         },
                         default(timeout) => {
+                            if Instant::now() < stall_at {
+                                return Poll::Pending;
+                            }
                             self.state = State::Done;
                             let stalled = self.stalled();
                             self.stop();
-                            return Some(Err(stalled));
+                            return Poll::Ready(Some(Err(stalled)));
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+impl Iterator for MediaSource {
+    type Item = Result<Packet, MediaError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Poll::Ready(item) = self.poll(self.config.stall_timeout) {
+                return item;
             }
         }
     }
@@ -672,7 +899,11 @@ fn appsink(caps: gst::Caps) -> gst_app::AppSink {
     gst_app::AppSink::builder().caps(&caps).sync(false).max_buffers(1).enable_last_sample(false).build()
 }
 
-fn audio_branch(out: AudioOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element>, glib::BoolError> {
+fn audio_branch(
+    out: AudioOutput,
+    tx: Sender<Packet>,
+    live: Arc<LiveState>,
+) -> Result<Vec<gst::Element>, glib::BoolError> {
     let caps = gst_audio::AudioCapsBuilder::new_interleaved()
         .format(gst_audio::AudioFormat::F32le)
         .channels(1)
@@ -683,7 +914,8 @@ fn audio_branch(out: AudioOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let chunk = audio_chunk(&sample, out.sample_rate).ok_or_else(|| {
+                let live = live.live.load(Ordering::Relaxed).then(|| sink.base_time()).flatten();
+                let chunk = audio_chunk(&sample, out.sample_rate, live).ok_or_else(|| {
                     gst::element_error!(
                         sink,
                         gst::StreamError::Format,
@@ -700,15 +932,25 @@ fn audio_branch(out: AudioOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element
     Ok(vec![make("audioconvert")?, make("audioresample")?, sink.upcast()])
 }
 
-fn audio_chunk(sample: &gst::Sample, sample_rate: u32) -> Option<AudioChunk> {
+/// `live_base`: a live source's base time, to stamp the capture time with.
+fn audio_chunk(sample: &gst::Sample, sample_rate: u32, live_base: Option<gst::ClockTime>) -> Option<AudioChunk> {
     let buffer = sample.buffer()?;
     let pts = stream_time(sample, buffer.pts()?)?;
+    let capture_us = live_base.and_then(|base| capture_time(sample, buffer.pts()?, base));
     let map = buffer.map_readable().ok()?;
     let samples = map.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    Some(AudioChunk { pts, sample_rate, samples })
+    Some(AudioChunk { pts, sample_rate, samples, capture_us })
 }
 
-fn video_branch(out: VideoOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element>, glib::BoolError> {
+/// When a live buffer was captured, µs since the Unix epoch: its running time on the
+/// pipeline's real-time clock, plus the pipeline's base time.
+fn capture_time(sample: &gst::Sample, pts: gst::ClockTime, base: gst::ClockTime) -> Option<i64> {
+    let segment = sample.segment()?.downcast_ref::<gst::format::Time>()?;
+    let running = segment.to_running_time(pts)?;
+    Some(((base + running).nseconds() / 1_000) as i64)
+}
+
+fn video_branch(out: VideoOutput, tx: Sender<Packet>, live: LiveVideo) -> Result<Vec<gst::Element>, glib::BoolError> {
     let caps = gst_video::VideoCapsBuilder::new()
         .format(gst_video::VideoFormat::Rgb)
         .width(out.width as i32)
@@ -731,7 +973,9 @@ fn video_branch(out: VideoOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element
                 {
                     return Ok(gst::FlowSuccess::Ok);
                 }
-                let frame = video_frame(&sample).ok_or_else(|| {
+                let is_live = live.state.live.load(Ordering::Relaxed);
+                let base = is_live.then(|| sink.base_time()).flatten();
+                let frame = video_frame(&sample, base).ok_or_else(|| {
                     gst::element_error!(
                         sink,
                         gst::StreamError::Format,
@@ -739,7 +983,11 @@ fn video_branch(out: VideoOutput, tx: Sender<Packet>) -> Result<Vec<gst::Element
                     );
                     gst::FlowError::Error
                 })?;
-                tx.send(Packet::Video(frame)).map_err(|_| gst::FlowError::Flushing)?;
+                match is_live {
+                    // Never hold a live sender up: keep the newest frames.
+                    true => live.give(Packet::Video(frame))?,
+                    false => tx.send(Packet::Video(frame)).map_err(|_| gst::FlowError::Flushing)?,
+                }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
@@ -792,7 +1040,7 @@ fn restamp_repeated_pts() -> impl Fn(&gst::Pad, &mut gst::PadProbeInfo) -> gst::
     }
 }
 
-fn video_frame(sample: &gst::Sample) -> Option<VideoFrame> {
+fn video_frame(sample: &gst::Sample, live_base: Option<gst::ClockTime>) -> Option<VideoFrame> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
     let buffer = sample.buffer()?;
     let pts = stream_time(sample, buffer.pts()?)?;
@@ -806,7 +1054,8 @@ fn video_frame(sample: &gst::Sample) -> Option<VideoFrame> {
     for row in plane.chunks(stride).take(h) {
         rgb.extend_from_slice(&row[..w * 3]);
     }
-    Some(VideoFrame { pts, duration, width: w as u32, height: h as u32, rgb })
+    let capture_us = live_base.and_then(|base| capture_time(sample, buffer.pts()?, base));
+    Some(VideoFrame { pts, duration, width: w as u32, height: h as u32, rgb, capture_us })
 }
 
 /// A buffer timestamp as media time (position in the file, from its start).

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use arrow_array::builder::{FixedSizeListBuilder, Float32Builder, Float64Builder, ListBuilder};
 use arrow_array::{
-    ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
+    ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    UInt32Array, UInt64Array,
 };
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::rows::{AudioFrameRow, ClipRow, MediaRow, VideoFrameRow, VideoRow};
 
@@ -26,6 +27,38 @@ fn schema(fields: Vec<Field>) -> SchemaRef {
 
 fn input_field() -> Field {
     Field::new("input", DataType::Utf8, false)
+}
+
+/// When a live input's rows were captured: its media time plus an offset to
+/// the wall clock (UTC), fixed for one connection to the feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capture {
+    /// Capture time minus media time, µs.
+    pub offset_us: i64,
+    /// The connection (0, then one more at each reconnect).
+    pub connection: u32,
+}
+
+impl Capture {
+    /// The capture time (µs since the Unix epoch) of media time `time_s`.
+    pub fn at(&self, time_s: f64) -> i64 {
+        self.offset_us + (time_s * 1e6).round() as i64
+    }
+}
+
+/// `capture_time` (UTC, µs) and `connection` of live inputs' rows; null for files.
+fn capture_fields() -> [Field; 2] {
+    [
+        Field::new("capture_time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new("connection", DataType::UInt32, true),
+    ]
+}
+
+fn capture_columns(capture: Option<Capture>, times: impl Iterator<Item = f64>) -> [ArrayRef; 2] {
+    let times: Vec<f64> = times.collect();
+    let stamps = times.iter().map(|&t| capture.map(|c| c.at(t))).collect::<TimestampMicrosecondArray>();
+    let connection = times.iter().map(|_| capture.map(|c| c.connection)).collect::<UInt32Array>();
+    [Arc::new(stamps.with_timezone("UTC")), Arc::new(connection)]
 }
 
 /// The non-nullable child of vector columns.
@@ -61,6 +94,8 @@ pub fn audio_frames_schema() -> SchemaRef {
         Field::new("time_s", DataType::Float64, false),
         Field::new("onset_envelope", DataType::Float32, false),
         Field::new("onset", DataType::Boolean, false),
+        capture_fields()[0].clone(),
+        capture_fields()[1].clone(),
     ])
 }
 
@@ -90,6 +125,7 @@ pub fn video_frames_schema(layout: Layout) -> SchemaRef {
         Field::new("impact", DataType::Float32, false),
         Field::new("visual_beat", DataType::Boolean, false),
     ];
+    fields.extend(capture_fields());
     if layout.embedding_dim.is_some() {
         fields.push(Field::new("rhythm_probability", DataType::Float32, true));
         fields.push(Field::new("rhythm", DataType::Boolean, true));
@@ -99,6 +135,7 @@ pub fn video_frames_schema(layout: Layout) -> SchemaRef {
 
 pub fn clips_schema(layout: Layout) -> SchemaRef {
     let mut fields = clips_fields();
+    fields.extend(capture_fields());
     if let Some(dim) = layout.embedding_dim {
         fields.push(vector_field("visual_embedding", dim, true));
         fields.push(vector_field("audio_embedding", dim, true));
@@ -147,20 +184,29 @@ pub fn media_batch(input: &str, rows: &[MediaRow]) -> Result<RecordBatch, ArrowE
     )
 }
 
-pub fn audio_frames_batch(input: &str, rows: &[AudioFrameRow]) -> Result<RecordBatch, ArrowError> {
-    RecordBatch::try_new(
-        audio_frames_schema(),
-        vec![
-            inputs(input, rows.len()),
-            Arc::new(rows.iter().map(|r| r.frame).collect::<UInt32Array>()),
-            Arc::new(rows.iter().map(|r| r.time_s).collect::<Float64Array>()),
-            Arc::new(rows.iter().map(|r| r.onset_envelope).collect::<Float32Array>()),
-            Arc::new(rows.iter().map(|r| Some(r.onset)).collect::<BooleanArray>()),
-        ],
-    )
+/// `capture`: for a live input's rows, when they were captured.
+pub fn audio_frames_batch(
+    input: &str,
+    capture: Option<Capture>,
+    rows: &[AudioFrameRow],
+) -> Result<RecordBatch, ArrowError> {
+    let mut columns: Vec<ArrayRef> = vec![
+        inputs(input, rows.len()),
+        Arc::new(rows.iter().map(|r| r.frame).collect::<UInt32Array>()),
+        Arc::new(rows.iter().map(|r| r.time_s).collect::<Float64Array>()),
+        Arc::new(rows.iter().map(|r| r.onset_envelope).collect::<Float32Array>()),
+        Arc::new(rows.iter().map(|r| Some(r.onset)).collect::<BooleanArray>()),
+    ];
+    columns.extend(capture_columns(capture, rows.iter().map(|r| r.time_s)));
+    RecordBatch::try_new(audio_frames_schema(), columns)
 }
 
-pub fn video_frames_batch(input: &str, layout: Layout, rows: &[VideoFrameRow]) -> Result<RecordBatch, ArrowError> {
+pub fn video_frames_batch(
+    input: &str,
+    layout: Layout,
+    capture: Option<Capture>,
+    rows: &[VideoFrameRow],
+) -> Result<RecordBatch, ArrowError> {
     let mut hoof = vectors(layout.hoof_bins, rows.len());
     for row in rows {
         append_vector(&mut hoof, Some(&row.hoof), layout.hoof_bins, || format!("frame {}: HOOF", row.frame))?;
@@ -174,6 +220,7 @@ pub fn video_frames_batch(input: &str, layout: Layout, rows: &[VideoFrameRow]) -
         Arc::new(rows.iter().map(|r| r.impact).collect::<Float32Array>()),
         Arc::new(rows.iter().map(|r| Some(r.visual_beat)).collect::<BooleanArray>()),
     ];
+    columns.extend(capture_columns(capture, rows.iter().map(|r| r.time_s)));
     if layout.embedding_dim.is_some() {
         columns.push(Arc::new(rows.iter().map(|r| r.rhythm_probability).collect::<Float32Array>()));
         columns.push(Arc::new(rows.iter().map(|r| r.rhythm).collect::<BooleanArray>()));
@@ -209,7 +256,13 @@ fn append_vector(
     }
 }
 
-pub fn clips_batch(input: &str, layout: Layout, rows: &[ClipRow]) -> Result<RecordBatch, ArrowError> {
+/// A clip's `capture_time` is its start's.
+pub fn clips_batch(
+    input: &str,
+    layout: Layout,
+    capture: Option<Capture>,
+    rows: &[ClipRow],
+) -> Result<RecordBatch, ArrowError> {
     let times = |f: &dyn Fn(&ClipRow) -> &[f64]| -> ArrayRef {
         let mut list = ListBuilder::new(Float64Builder::new()).with_field(item(DataType::Float64));
         for row in rows {
@@ -230,6 +283,7 @@ pub fn clips_batch(input: &str, layout: Layout, rows: &[ClipRow]) -> Result<Reco
         Arc::new(rows.iter().map(|r| r.mean_motion).collect::<Float32Array>()),
         Arc::new(rows.iter().map(|r| r.beat_align_score).collect::<Float64Array>()),
     ];
+    columns.extend(capture_columns(capture, rows.iter().map(|r| r.start_s)));
     if let Some(dim) = layout.embedding_dim {
         for (name, of) in [
             ("visual", (|r: &ClipRow| r.visual_embedding.as_deref()) as fn(&ClipRow) -> Option<&[f32]>),
@@ -293,14 +347,14 @@ mod tests {
             rhythm: None,
         }];
         let plain = Layout { hoof_bins: 3, embedding_dim: None };
-        let batch = video_frames_batch("a.mp4", plain, &rows).unwrap();
+        let batch = video_frames_batch("a.mp4", plain, None, &rows).unwrap();
         assert_eq!(batch.num_rows(), 1);
         let hoof = batch.column_by_name("hoof").unwrap().as_fixed_size_list();
         assert_eq!(hoof.value(0).as_primitive::<Float32Type>().values().to_vec(), vec![0.5, 0.25, 0.25]);
         assert!(batch.column_by_name("rhythm_probability").is_none());
-        assert!(video_frames_batch("a.mp4", Layout { hoof_bins: 4, ..plain }, &rows).is_err());
+        assert!(video_frames_batch("a.mp4", Layout { hoof_bins: 4, ..plain }, None, &rows).is_err());
         let with_model = Layout { hoof_bins: 3, embedding_dim: Some(2) };
-        let batch = video_frames_batch("a.mp4", with_model, &rows).unwrap();
+        let batch = video_frames_batch("a.mp4", with_model, None, &rows).unwrap();
         assert!(batch.column_by_name("rhythm_probability").unwrap().is_null(0));
         assert!(batch.column_by_name("rhythm").unwrap().is_null(0));
 
@@ -317,16 +371,27 @@ mod tests {
             visual_embedding: Some(vec![0.6, 0.8]),
             audio_embedding: None,
         };
-        let batch = clips_batch("a.mp4", plain, std::slice::from_ref(&clip)).unwrap();
+        let batch = clips_batch("a.mp4", plain, None, std::slice::from_ref(&clip)).unwrap();
         assert_eq!(batch.column_by_name("onset_times").unwrap().as_list::<i32>().value(0).len(), 2);
         assert!(batch.column_by_name("beat_align_score").unwrap().is_null(0));
         assert!(batch.column_by_name("visual_embedding").is_none());
-        let batch = clips_batch("a.mp4", with_model, std::slice::from_ref(&clip)).unwrap();
+        let batch = clips_batch("a.mp4", with_model, None, std::slice::from_ref(&clip)).unwrap();
         let visual = batch.column_by_name("visual_embedding").unwrap().as_fixed_size_list();
         assert_eq!(visual.value(0).as_primitive::<Float32Type>().values().to_vec(), vec![0.6, 0.8]);
         assert!(batch.column_by_name("audio_embedding").unwrap().is_null(0));
-        let wrong = ClipRow { audio_embedding: Some(vec![1.0]), ..clip };
-        assert!(clips_batch("a.mp4", with_model, &[wrong]).is_err());
+        let wrong = ClipRow { audio_embedding: Some(vec![1.0]), ..clip.clone() };
+        assert!(clips_batch("a.mp4", with_model, None, &[wrong]).is_err());
+        // A live input's rows carry their capture time: media time plus the connection's offset.
+        let capture = Capture { offset_us: 1_765_000_000_000_000, connection: 2 };
+        let live = clips_batch("rtsp://cam/a", plain, Some(capture), std::slice::from_ref(&clip)).unwrap();
+        let stamps =
+            live.column_by_name("capture_time").unwrap().as_primitive::<arrow_array::types::TimestampMicrosecondType>();
+        assert_eq!(stamps.value(0), 1_765_000_000_000_000 + 1_000_000);
+        assert_eq!(
+            live.column_by_name("connection").unwrap().as_primitive::<arrow_array::types::UInt32Type>().value(0),
+            2
+        );
+        assert!(batch.column_by_name("capture_time").unwrap().is_null(0));
         let media = media_batch("bad.mp4", &[MediaRow { status: "error".into(), ..Default::default() }]).unwrap();
         assert_eq!(media.schema().metadata()["mudar.schema_version"], crate::SCHEMA_VERSION.to_string());
     }

@@ -56,12 +56,20 @@ impl<'scope> ClipFeatures<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)>
                     for (id, event) in data.drain(..) {
                         match event {
                             Event::Opened(opened) => {
-                                let spans = match opened.duration_s {
-                                    Some(d) => params.rule.spans(Duration::from_secs_f64(d)),
-                                    // Live or unknown length: the whole stream is one clip.
-                                    None => vec![Span::new(Duration::ZERO, Duration::MAX)],
+                                let (audio, video) = (opened.has_audio, opened.has_video);
+                                let assembler = match (opened.live, opened.duration_s) {
+                                    (Some(_), _) => {
+                                        let (length, stride) = params.rule.endless();
+                                        ClipAssembler::endless(length, stride, audio, video)
+                                    }
+                                    (None, Some(d)) => {
+                                        ClipAssembler::new(params.rule.spans(Duration::from_secs_f64(d)), audio, video)
+                                    }
+                                    // A file of unknown length: the whole stream is one clip.
+                                    (None, None) => {
+                                        ClipAssembler::new(vec![Span::new(Duration::ZERO, Duration::MAX)], audio, video)
+                                    }
                                 };
-                                let assembler = ClipAssembler::new(spans, opened.has_audio, opened.has_video);
                                 streams.insert(id, ClipState { assembler, next_clip: 0 });
                             }
                             Event::Audio(chunk) => {

@@ -43,6 +43,18 @@ pub struct Opened {
     pub duration_s: Option<f64>,
     pub has_audio: bool,
     pub has_video: bool,
+    /// Set for a live input: its rows are committed window by window, and carry capture times.
+    pub live: Option<Live>,
+}
+
+/// A live input's connection, as its source opened it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Live {
+    /// 0, then one more at each reconnect.
+    pub connection: u32,
+    /// Capture time minus media time, µs (see `tables::Capture`); `None` when the source
+    /// gave its packets no capture time.
+    pub capture_offset_us: Option<i64>,
 }
 
 /// Why an input (or part of its processing) failed.

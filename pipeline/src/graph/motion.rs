@@ -40,7 +40,7 @@ pub enum FlowItem {
 }
 
 pub trait FramePairs<'scope> {
-    /// Each stream's consecutive frame pairs, in order.
+    /// Each stream's consecutive frame pairs, in order; none across a gap in a stream.
     fn frame_pairs(self) -> Stream<'scope, u64, Vec<(StreamId, PairItem)>>;
 }
 
@@ -55,6 +55,9 @@ impl<'scope> FramePairs<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)>> 
                         match event {
                             Event::Video(frame) => {
                                 let index = match previous.remove(&id) {
+                                    // Frames missing in between (a live source dropped them, or
+                                    // its stream jumped): no flow across the gap.
+                                    Some((index, first)) if is_gap(&first, &frame) => index + 1,
                                     Some((index, first)) => {
                                         session.give((
                                             id,
@@ -85,6 +88,12 @@ impl<'scope> FramePairs<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)>> 
         })
         .container::<Vec<_>>()
     }
+}
+
+/// Whether frames are missing between `first` and `second`: `second` starts more than half a
+/// frame after `first` ends (frames of unknown duration never make a gap).
+fn is_gap(first: &crate::VideoFrame, second: &crate::VideoFrame) -> bool {
+    !first.duration.is_zero() && second.pts > first.pts + first.duration * 3 / 2
 }
 
 pub trait OpticalFlow<'scope> {

@@ -1,13 +1,17 @@
 //! The store sink: rows into the Parquet feature store, each input committed
-//! once the frontier shows all its rows have arrived.
+//! once the frontier shows all its rows have arrived — or, for a live input,
+//! window by window: every commit interval (or sooner, when the open files
+//! reach their target size) the rows it has so far are committed, and its
+//! last window when it ends.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use mudar_schemas::tables::{self, AUDIO_FRAMES, CLIPS, Layout, MEDIA, VIDEO_FRAMES};
+use mudar_schemas::tables::{self, AUDIO_FRAMES, CLIPS, Capture, Layout, MEDIA, VIDEO_FRAMES};
 use mudar_schemas::{AudioFrameRow, ClipRow, MediaRow, VideoFrameRow};
-use mudar_sinks::store::{StoreError, StoreWriter};
+use mudar_sinks::store::{StoreError, StoreWriter, Window};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
@@ -16,6 +20,10 @@ use timely::dataflow::operators::generic::operator::Operator;
 
 use super::views::Fact;
 use super::{Failure, ModelOutput, Opened, Record, StreamId, stream_of};
+
+/// Model outputs a live stream keeps for clip rows not out yet (a clip whose row failed never
+/// takes its output).
+const LIVE_MODEL_OUTPUTS: usize = 16;
 
 /// Rows buffered per table before they go to the store as one record batch.
 const BATCH_ROWS: usize = 4096;
@@ -66,6 +74,55 @@ struct Pending {
     failures: Vec<Failure>,
     clip_facts: Vec<Fact>,
     closed: Option<(Capability<u64>, Option<Failure>)>,
+    /// A live stream's next window, and the media times its rows written so far span.
+    window: u64,
+    window_span: Option<(f64, f64)>,
+}
+
+impl Pending {
+    fn capture(&self) -> Option<Capture> {
+        let live = self.opened.as_ref()?.live?;
+        Some(Capture { offset_us: live.capture_offset_us?, connection: live.connection })
+    }
+
+    fn is_live(&self) -> bool {
+        self.opened.as_ref().is_some_and(|o| o.live.is_some())
+    }
+
+    /// Notes that rows at these media times went into the open window.
+    fn cover(&mut self, times: impl Iterator<Item = f64>) {
+        for t in times {
+            let (from, to) = self.window_span.get_or_insert((t, t));
+            (*from, *to) = (from.min(t), to.max(t));
+        }
+    }
+
+    /// Commits the live stream's open window (its rows are written).
+    fn commit_window(&mut self, store: &mut StoreWriter, last: bool) -> Result<(), StoreError> {
+        let Some(opened) = self.opened.as_ref() else { return Ok(()) };
+        let capture = self.capture();
+        let span = self.window_span.take();
+        let window = Window {
+            index: self.window,
+            connection: opened.live.map_or(0, |l| l.connection),
+            capture_from_us: capture.zip(span).map(|(c, (from, _))| c.at(from)),
+            capture_to_us: capture.zip(span).map(|(c, (_, to))| c.at(to)),
+            last,
+        };
+        self.window += 1;
+        store.commit_window(&opened.input, window)
+    }
+}
+
+/// How much of a stream's buffered rows to hand to the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flush {
+    /// Full batches only.
+    Batches,
+    /// Every row ready for a live stream's window (with a model, rows whose outputs are in).
+    Window,
+    /// Everything: the stream is complete.
+    All,
 }
 
 pub trait WriteStore<'scope> {
@@ -74,12 +131,14 @@ pub trait WriteStore<'scope> {
     /// A store error stops writing and is left in `error` for the driver.
     /// With model columns in `layout`, a stream's `video_frames` and `clips`
     /// rows wait for its end, to be written with the model's outputs.
+    /// Live streams are committed every `commit_interval`.
     fn write_store(
         self,
         store: Rc<RefCell<StoreWriter>>,
         tables: Tables,
         layout: Layout,
         error: Rc<RefCell<Option<SinkError>>>,
+        commit_interval: Duration,
     ) -> Stream<'scope, u64, Vec<InputReport>>;
 }
 
@@ -90,15 +149,22 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
         tables: Tables,
         layout: Layout,
         error: Rc<RefCell<Option<SinkError>>>,
+        commit_interval: Duration,
     ) -> Stream<'scope, u64, Vec<InputReport>> {
         let mut streams: HashMap<StreamId, Pending> = HashMap::new();
+        let mut last_window = Instant::now();
         self.unary_frontier(Exchange::new(stream_of), "WriteStore", move |_, _| {
             move |(input, frontier), output| {
                 input.for_each(|time, data| {
                     for (id, record) in data.drain(..) {
                         let pending = streams.entry(id).or_default();
                         match record {
-                            Record::Opened(opened) => pending.opened = Some(opened),
+                            Record::Opened(opened) => {
+                                if opened.live.is_some() {
+                                    store.borrow_mut().set_windowed(&opened.input);
+                                }
+                                pending.opened = Some(opened);
+                            }
                             Record::Audio(row) => {
                                 pending.media.onsets += row.onset as u64;
                                 pending.audio.push(row);
@@ -127,12 +193,24 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
                 let mut store = store.borrow_mut();
                 let result = (|| -> Result<(), SinkError> {
                     let mut done = Vec::new();
+                    let window_due = last_window.elapsed() >= commit_interval || store.windows_due();
                     for (&id, pending) in streams.iter_mut() {
                         let complete = pending.closed.as_ref().is_some_and(|(cap, _)| !frontier.less_equal(cap.time()));
-                        write_rows(&mut store, pending, tables, layout, complete)?;
+                        let flush = match (complete, pending.is_live() && window_due) {
+                            (true, _) => Flush::All,
+                            (false, true) => Flush::Window,
+                            (false, false) => Flush::Batches,
+                        };
+                        write_rows(&mut store, pending, tables, layout, flush)?;
+                        if flush == Flush::Window {
+                            pending.commit_window(&mut store, false)?;
+                        }
                         if complete {
                             done.push(id);
                         }
+                    }
+                    if window_due {
+                        last_window = Instant::now();
                     }
                     for id in done {
                         let mut pending = streams.remove(&id).expect("listed above");
@@ -151,43 +229,73 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
     }
 }
 
-/// Hands buffered rows to the store: full batches, or everything once the stream is complete.
+/// Hands buffered rows to the store, as much as `flush` says.
 fn write_rows(
     store: &mut StoreWriter,
     pending: &mut Pending,
     tables: Tables,
     layout: Layout,
-    complete: bool,
+    flush: Flush,
 ) -> Result<(), SinkError> {
     let Some(input) = pending.opened.as_ref().map(|o| o.input.clone()) else { return Ok(()) };
-    let due = |n: usize| n > 0 && (complete || n >= BATCH_ROWS);
+    let capture = pending.capture();
+    let due = |n: usize| n > 0 && (flush != Flush::Batches || n >= BATCH_ROWS);
     let with_model = layout.embedding_dim.is_some();
-    if with_model && complete {
+    if with_model && flush != Flush::Batches {
         annotate(pending);
     }
-    let due_annotated = |n: usize| if with_model { complete && n > 0 } else { due(n) };
     if due(pending.audio.len()) {
         pending.media.audio_frames += pending.audio.len() as u64;
         let rows = std::mem::take(&mut pending.audio);
+        pending.cover(rows.iter().map(|r| r.time_s));
         if tables.audio_frames {
-            store.write(AUDIO_FRAMES, &input, &tables::audio_frames_batch(&input, &rows)?)?;
+            store.write(AUDIO_FRAMES, &input, &tables::audio_frames_batch(&input, capture, &rows)?)?;
         }
     }
-    if due_annotated(pending.video.len()) {
-        pending.media.video_frames += pending.video.len() as u64;
-        let rows = std::mem::take(&mut pending.video);
+    // With a model, frames and clips wait for its outputs: a whole stream's until it ends, a
+    // live window's for those the model has seen.
+    let (video, clips) = match (with_model, flush) {
+        (false, _) if due(pending.video.len()) || due(pending.clips.len()) => {
+            let video = if due(pending.video.len()) { std::mem::take(&mut pending.video) } else { Vec::new() };
+            let clips = if due(pending.clips.len()) { std::mem::take(&mut pending.clips) } else { Vec::new() };
+            (video, clips)
+        }
+        (true, Flush::All) => (std::mem::take(&mut pending.video), std::mem::take(&mut pending.clips)),
+        (true, Flush::Window) => annotated_rows(pending),
+        _ => (Vec::new(), Vec::new()),
+    };
+    if !video.is_empty() {
+        pending.media.video_frames += video.len() as u64;
+        pending.cover(video.iter().map(|r| r.time_s));
         if tables.video_frames {
-            store.write(VIDEO_FRAMES, &input, &tables::video_frames_batch(&input, layout, &rows)?)?;
+            store.write(VIDEO_FRAMES, &input, &tables::video_frames_batch(&input, layout, capture, &video)?)?;
         }
     }
-    if due_annotated(pending.clips.len()) {
-        pending.media.clips += pending.clips.len() as u64;
-        let rows = std::mem::take(&mut pending.clips);
+    if !clips.is_empty() {
+        pending.media.clips += clips.len() as u64;
+        pending.cover(clips.iter().map(|r| r.start_s));
         if tables.clips {
-            store.write(CLIPS, &input, &tables::clips_batch(&input, layout, &rows)?)?;
+            store.write(CLIPS, &input, &tables::clips_batch(&input, layout, capture, &clips)?)?;
         }
     }
     Ok(())
+}
+
+/// A live stream's annotated rows, taken out of `pending`: frames up to the last one the model
+/// has seen, and clips that have their embeddings. The outputs of clips written are let go.
+fn annotated_rows(pending: &mut Pending) -> (Vec<VideoFrameRow>, Vec<ClipRow>) {
+    let seen_until =
+        pending.model.iter().filter_map(|o| o.frame_times.last().copied()).fold(f64::NEG_INFINITY, f64::max);
+    let (video, rest): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut pending.video).into_iter().partition(|r| r.time_s <= seen_until);
+    pending.video = rest;
+    let (clips, rest): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut pending.clips).into_iter().partition(|c| c.visual_embedding.is_some());
+    pending.clips = rest;
+    pending.model.retain(|o| !clips.iter().any(|c| c.clip == o.clip && (c.start_s - o.start_s).abs() < 1e-6));
+    let excess = pending.model.len().saturating_sub(LIVE_MODEL_OUTPUTS);
+    pending.model.drain(..excess);
+    (video, clips)
 }
 
 /// Puts the model's outputs into the stream's rows: each clip's embeddings
@@ -218,6 +326,7 @@ fn annotate(pending: &mut Pending) {
 
 /// Writes the input's `media` row and commits it.
 fn commit(store: &mut StoreWriter, pending: Pending, closed: Option<Failure>) -> Result<InputReport, SinkError> {
+    let (window, span) = (pending.window, pending.window_span);
     let opened = pending.opened.expect("the driver opens before it closes");
     // The source's own error first; else the first stage that failed.
     let failure = closed.or_else(|| pending.failures.into_iter().next());
@@ -231,7 +340,13 @@ fn commit(store: &mut StoreWriter, pending: Pending, closed: Option<Failure>) ->
         ..pending.media
     };
     store.write(MEDIA, &opened.input, &tables::media_batch(&opened.input, std::slice::from_ref(&media))?)?;
-    store.finish_input(&opened.input)?;
+    if opened.live.is_some() {
+        // A live input ends with its last window; it is never done for good (a later run appends).
+        let mut last = Pending { opened: Some(opened.clone()), window, window_span: span, ..Pending::default() };
+        last.commit_window(store, true)?;
+    } else {
+        store.finish_input(&opened.input)?;
+    }
     let facts = match failure {
         Some(_) => Vec::new(),
         None => std::iter::once(Fact::media(&media)).chain(pending.clip_facts).collect(),

@@ -154,6 +154,21 @@ pub fn facts_in_store(root: &std::path::Path) -> Result<Vec<(String, Fact)>, Sto
     Ok(facts)
 }
 
+/// The `videos` view computed from scratch from what the store has committed.
+pub fn videos_in_store(root: &std::path::Path) -> Result<Vec<(String, VideoRow)>, StoreError> {
+    let mut by_input: BTreeMap<String, Vec<Fact>> = BTreeMap::new();
+    for (input, fact) in facts_in_store(root)? {
+        by_input.entry(input).or_default().push(fact);
+    }
+    Ok(by_input
+        .into_iter()
+        .filter_map(|(input, facts)| {
+            let counted: Vec<(&Fact, isize)> = facts.iter().map(|f| (f, 1)).collect();
+            VideoStats::of(&counted).map(|stats| (input, stats.row()))
+        })
+        .collect())
+}
+
 /// The facts of committed inputs as they commit, as a collection.
 pub fn committed_facts<'scope>(
     reports: Stream<'scope, u64, Vec<InputReport>>,
@@ -226,9 +241,16 @@ pub fn maintain_videos<'scope>(
                 // The last snapshot of a run is written even without changes (an emptied store).
                 if writes && ((complete && (done || last_write.elapsed() >= SNAPSHOT_EVERY)) || (done && !written)) {
                     written = true;
-                    let rows: Vec<(String, VideoRow)> = view.iter().map(|(k, (s, _))| (k.clone(), s.row())).collect();
-                    let result =
-                        tables::videos_batch(&rows).map_err(|e| format!("the videos view: {e}")).and_then(|batch| {
+                    // Other runs sharing the store may have committed meanwhile: the last snapshot is
+                    // the store's own (the view followed only this run's commits).
+                    let rows = match done {
+                        true => videos_in_store(&root),
+                        false => Ok(view.iter().map(|(k, (s, _))| (k.clone(), s.row())).collect()),
+                    };
+                    let result = rows
+                        .map_err(|e| e.to_string())
+                        .and_then(|rows| tables::videos_batch(&rows).map_err(|e| format!("the videos view: {e}")))
+                        .and_then(|batch| {
                             store::write_snapshot(&root, VIDEOS, &batch, &config).map_err(|e| e.to_string())
                         });
                     if let Err(e) = result {

@@ -305,7 +305,7 @@ pub(crate) fn build_cache(
         report_skipped();
         error.borrow().is_none()
     };
-    driver.run(worker, events, &probe, 4, &mut |p| progress(TrainProgress::Clips(p)), &go_on);
+    driver.run(worker, events, &probe, 4, &mut |p| progress(TrainProgress::Clips(p)), &go_on, &|| false);
     report_skipped();
     if let Some(e) = error.borrow_mut().take() {
         return Err(e);

@@ -20,13 +20,19 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 TABLES = ["media", "audio_frames", "video_frames", "clips", "videos"]
+# A live input's frame and clip numbers restart with each run: its capture time tells them apart.
 KEYS = {
     "media": ["input"],
-    "audio_frames": ["input", "frame"],
-    "video_frames": ["input", "frame"],
-    "clips": ["input", "clip"],
+    "audio_frames": ["input", "capture_time", "frame"],
+    "video_frames": ["input", "capture_time", "frame"],
+    "clips": ["input", "capture_time", "clip"],
     "videos": ["input"],
 }
+
+
+def sort_key(key):
+    """Orders rows by the key columns, nulls (files' capture times) first."""
+    return lambda r: [(0, 0) if r[k] is None else (1, r[k]) for k in key]
 
 
 def main(store, out):
@@ -53,15 +59,16 @@ def main(store, out):
         if table == "clips":
             assert arrow.schema.field("beat_times").type.value_type == pa.float64()
         key = KEYS[table]
-        rows = sorted(arrow.to_pylist(), key=lambda r: [r[k] for k in key])
-        duck_rows = sorted(duck.to_pylist(), key=lambda r: [r[k] for k in key])
+        rows = sorted(arrow.to_pylist(), key=sort_key(key))
+        duck_rows = sorted(duck.to_pylist(), key=sort_key(key))
         assert rows == duck_rows, f"{table}: pyarrow and DuckDB rows differ"
-        polars_rows = sorted(polars.to_dicts(), key=lambda r: [r[k] for k in key])
+        polars_rows = sorted(polars.to_dicts(), key=sort_key(key))
         assert [r[key[-1]] for r in rows] == [r[key[-1]] for r in polars_rows], f"{table}: polars rows differ"
         count = duckdb.sql(f"SELECT count(DISTINCT input) FROM read_parquet('{folder}/*.parquet')").fetchall()[0][0]
         assert count == len({r["input"] for r in rows})
         result[table] = rows
-    Path(out).write_text(json.dumps(result))
+    # Capture times (live inputs) are datetimes: written as ISO text.
+    Path(out).write_text(json.dumps(result, default=str))
 
 
 if __name__ == "__main__":

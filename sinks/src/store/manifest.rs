@@ -44,6 +44,30 @@ pub struct CommittedInput {
     pub config: String,
     /// Rows per table; tables where it has none are absent.
     pub rows: BTreeMap<String, u64>,
+    /// For an input committed window by window (a live feed): which window
+    /// these rows are. Absent for an input committed whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+}
+
+/// A window of an input committed window by window (see
+/// [`super::StoreWriter::commit_window`]): its rows are those the input
+/// wrote since its previous window.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// 0, 1, 2, … within the writer's run of the input.
+    pub index: u64,
+    /// The input's connection (reconnects count up) the rows came from.
+    pub connection: u32,
+    /// Capture times (µs since the Unix epoch, UTC) of the window's first and
+    /// last rows, where the rows have them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_from_us: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_to_us: Option<i64>,
+    /// The input ended with this window.
+    #[serde(default)]
+    pub last: bool,
 }
 
 /// A manifest as read: its complete lines, and where a torn tail starts (if any).

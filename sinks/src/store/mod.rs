@@ -59,6 +59,8 @@
 //! Dropping a [`StoreWriter`] without [`StoreWriter::flush`] is a crash as far as the store is
 //! concerned: its uncommitted segments are rolled back by the next recovery.
 
+mod claims;
+mod lease;
 mod manifest;
 mod recover;
 mod remove;
@@ -70,8 +72,10 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use manifest::{CommittedFile, CommittedInput, ManifestEntry};
-pub use recover::{Recovery, committed_inputs, pending_recovery, read_manifests, recover};
+pub use claims::{Busy, Claimed, RUNS_DIR, RunClaim, claim_inputs};
+pub use lease::{Holder, Lease, held_by, lease, try_lease};
+pub use manifest::{CommittedFile, CommittedInput, ManifestEntry, Window};
+pub use recover::{Recovery, committed_inputs, input_configs, pending_recovery, read_manifests, recover};
 pub use remove::{Removal, remove_inputs};
 pub use snapshot::{read_committed, write_snapshot};
 pub use writer::{StoreConfig, StoreWriter};
@@ -113,6 +117,8 @@ pub enum StoreError {
     SchemaMismatch { dir: PathBuf, input: String, detail: String },
     #[error("{dir}: input `{input}` got rows after finish_input")]
     InputFinished { dir: PathBuf, input: String },
+    #[error("{root}: `{name}` is in use by {holder}")]
+    Busy { root: PathBuf, name: String, holder: String },
     #[error("{root}: writer `{writer}` failed earlier ({reason}); drop it and run recover")]
     Poisoned { root: PathBuf, writer: String, reason: String },
     #[cfg(test)]

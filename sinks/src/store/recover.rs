@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use super::lease::{Holder, try_lease};
 use super::manifest::{Manifest, ManifestEntry};
 use super::{MANIFEST_DIR, PartName, StoreError, manifest_path, sync_dir};
 
@@ -17,6 +18,8 @@ pub struct Recovery {
     pub deleted_orphans: usize,
     /// Manifests whose torn last line was cut off.
     pub truncated_manifests: usize,
+    /// Writers left alone because a live run holds them (see [`super::lease`]).
+    pub live_writers: Vec<String>,
 }
 
 impl std::fmt::Display for Recovery {
@@ -31,16 +34,18 @@ impl std::fmt::Display for Recovery {
 }
 
 impl Recovery {
-    /// Whether the store was already consistent.
+    /// Whether the store was already consistent (live writers' files are theirs, not leftovers).
     pub fn is_clean(&self) -> bool {
-        *self == Recovery::default()
+        self.rolled_forward + self.deleted_temps + self.deleted_orphans + self.truncated_manifests == 0
     }
 }
 
 /// Brings the store at `root` back to its committed state after a crash: finishes the renames of
 /// committed segments (roll forward), deletes every other temp file and every part file no
-/// manifest names (roll back), and truncates torn manifest lines. Run it with no writer running
-/// (it would delete their temp files); a missing `root` is an empty store.
+/// manifest names (roll back), and truncates torn manifest lines. Writers that live runs hold are
+/// left alone (their files are in the making, not leftovers), and every other writer's lease is
+/// held while recovery works, so no writer starts on files being rolled back. A missing `root` is
+/// an empty store.
 pub fn recover(root: &Path) -> Result<Recovery, StoreError> {
     recover_files(root, None, false)
 }
@@ -60,9 +65,24 @@ fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recov
     if !root.exists() {
         return Ok(report);
     }
+    // Leases of the writers recovered, held until the end; names of those live runs hold.
+    let mut leases = Vec::new();
+    let mut live = BTreeSet::new();
+    if only.is_none() {
+        let holder = Holder::this_process();
+        for writer in writer_names(root)? {
+            match try_lease(root, &writer, &holder)? {
+                Some(lease) => leases.push(lease),
+                None => {
+                    live.insert(writer);
+                }
+            }
+        }
+    }
+    report.live_writers = live.iter().cloned().collect();
     let manifest_paths = match only {
         Some(writer) => vec![manifest_path(root, writer)],
-        None => manifest_files(root)?,
+        None => manifest_files(root)?.into_iter().filter(|p| !live.contains(&writer_of_manifest(p))).collect(),
     };
     // Final path of every committed file -> the manifest committing it.
     let mut committed = HashMap::new();
@@ -97,7 +117,7 @@ fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recov
             let path = entry.map_err(StoreError::io(&dir))?.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
             let Some(part) = PartName::parse(name) else { continue };
-            if only.is_some_and(|writer| writer != part.writer) {
+            if only.is_some_and(|writer| writer != part.writer) || live.contains(part.writer) {
                 continue;
             }
             if part.temp {
@@ -136,6 +156,34 @@ fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recov
     Ok(report)
 }
 
+/// The writer whose manifest `path` is (`_manifest/<writer>.jsonl`).
+fn writer_of_manifest(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Every writer the store knows of: by manifest, by lease file and by part file.
+fn writer_names(root: &Path) -> Result<BTreeSet<String>, StoreError> {
+    let mut names: BTreeSet<String> = manifest_files(root)?.iter().map(|p| writer_of_manifest(p)).collect();
+    let dir = root.join(MANIFEST_DIR);
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries {
+            let path = entry.map_err(StoreError::io(&dir))?.path();
+            if path.extension().is_some_and(|e| e == "lock") {
+                names.insert(writer_of_manifest(&path));
+            }
+        }
+    }
+    for dir in table_dirs(root)? {
+        for entry in std::fs::read_dir(&dir).map_err(StoreError::io(&dir))? {
+            let path = entry.map_err(StoreError::io(&dir))?.path();
+            if let Some(part) = path.file_name().and_then(|n| n.to_str()).and_then(PartName::parse) {
+                names.insert(part.writer.to_owned());
+            }
+        }
+    }
+    Ok(names)
+}
+
 /// Segments some entry supersedes.
 fn replaced_segments<'a>(entries: impl IntoIterator<Item = &'a ManifestEntry>) -> BTreeSet<String> {
     entries.into_iter().flat_map(|e| e.replaces.iter().cloned()).collect()
@@ -154,10 +202,20 @@ pub fn read_manifests(root: &Path) -> Result<Vec<ManifestEntry>, StoreError> {
     Ok(entries)
 }
 
-/// Input -> configuration of every input committed in the store at `root` (the latest commit
-/// wins if an input was committed twice). A driver skips the inputs committed with its own
-/// configuration.
+/// Input -> configuration of every input committed whole in the store at `root` (the latest
+/// commit wins if an input was committed twice). A driver skips the inputs committed with its own
+/// configuration. Windowed inputs (live feeds) are not listed: they are never done.
 pub fn committed_inputs(root: &Path) -> Result<HashMap<String, String>, StoreError> {
+    Ok(read_manifests(root)?
+        .into_iter()
+        .flat_map(|e| e.inputs)
+        .filter(|i| i.window.is_none())
+        .map(|i| (i.input, i.config))
+        .collect())
+}
+
+/// Input -> configuration of every input with committed rows, whole or by windows.
+pub fn input_configs(root: &Path) -> Result<HashMap<String, String>, StoreError> {
     Ok(read_manifests(root)?.into_iter().flat_map(|e| e.inputs).map(|i| (i.input, i.config)).collect())
 }
 

@@ -10,6 +10,7 @@ use arrow_select::filter::filter_record_batch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::lease::{Holder, lease};
 use super::manifest::{self, CommittedFile, Manifest, ManifestEntry};
 use super::recover::read_manifests;
 use super::writer::{StoreConfig, writer_properties};
@@ -32,9 +33,12 @@ pub struct Removal {
 /// line names the old one in `replaces` (the commit point), then the old
 /// files are deleted. A crash before the commit leaves the store as it was
 /// (recovery deletes the new temp files); after it, recovery deletes the old
-/// files. Run it with no writer running, like [`super::recover`].
+/// files. Writers of live runs may go on meanwhile (their uncommitted rows are
+/// not in any segment yet); two removals wait for each other's lease
+/// ([`StoreError::Busy`] names the holder).
 pub fn remove_inputs(root: &Path, inputs: &BTreeSet<String>, config: &StoreConfig) -> Result<Removal, StoreError> {
     let mut removal = Removal::default();
+    let _lease = lease(root, REMOVER, &Holder::this_process())?;
     let manifest = manifest_path(root, REMOVER);
     let mut next_seq = Manifest::read(&manifest)?
         .entries
@@ -80,7 +84,11 @@ pub fn remove_inputs(root: &Path, inputs: &BTreeSet<String>, config: &StoreConfi
         }
         for file in &old.files {
             let path = root.join(&file.path);
-            std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
+            match std::fs::remove_file(&path) {
+                // A concurrent recovery deleted it first: superseded files are its to delete too.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other.map_err(StoreError::io(&path))?,
+            }
             sync_dir(path.parent().expect("in a table folder"))?;
         }
         removal.segments += 1;

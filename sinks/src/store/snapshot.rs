@@ -37,7 +37,8 @@ pub fn write_snapshot(root: &Path, table: &str, batch: &RecordBatch, config: &St
     check_name("table", table)?;
     let dir = root.join(table);
     std::fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
-    let temp = dir.join(format!(".{table}.parquet.tmp"));
+    // Runs sharing the store may write the snapshot at once: each through a temp file of its own.
+    let temp = dir.join(format!(".{table}.parquet.{}.tmp", std::process::id()));
     let target = dir.join(format!("{table}.parquet"));
     let file = File::create(&temp).map_err(StoreError::io(&temp))?;
     let properties = writer_properties(config, table, "snapshot");

@@ -586,3 +586,90 @@ fn removing_inputs_leaves_exactly_the_rows_of_a_store_without_them() {
         rows(without.path(), "frames").len()
     );
 }
+
+#[test]
+fn windows_commit_while_the_input_goes_on_and_recovery_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = StoreConfig { target_file_bytes: 1 << 30, ..small_config() };
+    let mut w = StoreWriter::open(root, "w0", &tables(), config).unwrap();
+    // Two live inputs beside a whole one that never finishes.
+    let (a, b) = (input_name(0), input_name(1));
+    w.set_windowed(&a);
+    w.set_windowed(&b);
+    w.write("frames", &input_name(2), &frames(2, 0, 10)).unwrap();
+    for window in 0..3u32 {
+        w.write("frames", &a, &frames(0, window * 20, window * 20 + 20)).unwrap();
+        w.write("frames", &b, &frames(1, window * 5, window * 5 + 5)).unwrap();
+        let meta = |last| Window { index: window as u64, connection: 0, last, ..Window::default() };
+        w.commit_window(&a, meta(false)).unwrap();
+        // Not readable until every windowed input sharing the segment has committed.
+        assert_eq!(rows(root, "frames").len(), window as usize * 25);
+        w.commit_window(&b, meta(window == 2)).unwrap();
+        assert_eq!(rows(root, "frames").len(), (window as usize + 1) * 25);
+    }
+    // The rows a reader sees are exactly the windows', each once.
+    let mut expected: Vec<String> = Vec::new();
+    for (i, n) in [(0, 60), (1, 15)] {
+        let batch = frames(i, 0, n);
+        expected.extend(
+            (0..batch.num_rows()).map(|r| batch.columns().iter().map(|c| cell(c, r)).collect::<Vec<_>>().join("|")),
+        );
+    }
+    expected.sort();
+    assert_eq!(rows(root, "frames"), expected);
+    let entries = read_manifests(root).unwrap();
+    assert_eq!(entries.len(), 3, "one manifest line per window interval");
+    let windows: Vec<(String, u64, bool)> = entries
+        .iter()
+        .flat_map(|e| &e.inputs)
+        .map(|i| (i.input.clone(), i.window.as_ref().unwrap().index, i.window.as_ref().unwrap().last))
+        .collect();
+    assert_eq!(windows.len(), 6);
+    assert!(windows.contains(&(b.clone(), 2, true)));
+    // Windowed inputs are never "done": a re-run does not skip them.
+    assert!(committed_inputs(root).unwrap().is_empty());
+    assert_eq!(input_configs(root).unwrap().len(), 2);
+
+    // A crash now: the open window of `a` and the unfinished whole input are rolled back, the
+    // committed windows stay.
+    w.write("frames", &a, &frames(0, 60, 70)).unwrap();
+    drop(w);
+    let recovery = recover(root).unwrap();
+    assert!(recovery.deleted_temps >= 1, "{recovery:?}");
+    assert_eq!(rows(root, "frames"), expected);
+}
+
+#[test]
+fn recovery_leaves_a_live_writer_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    clean_run(root, 0..2);
+    let before = rows(root, "frames");
+    // A live run has uncommitted rows in its temp files.
+    let mut live = StoreWriter::open(root, "w0", &tables(), small_config()).unwrap();
+    write_input(&mut live, 5, None).unwrap();
+    assert!(!temp_files(root).is_empty());
+    // A second writer cannot take its name, and another run's recovery leaves its files be.
+    assert!(matches!(StoreWriter::open(root, "w0", &tables(), small_config()), Err(StoreError::Busy { .. })));
+    let recovery = recover(root).unwrap();
+    assert!(recovery.is_clean(), "{recovery:?}");
+    assert_eq!(recovery.live_writers, ["w0"]);
+    assert!(pending_recovery(root).unwrap().is_clean());
+    let second = StoreWriter::open_first_free(root, ["w0".to_owned(), "w1".to_owned()], &tables(), small_config());
+    let mut second = second.unwrap();
+    write_input(&mut second, 6, None).unwrap();
+    second.finish_input(&input_name(6)).unwrap();
+    second.flush().unwrap();
+    live.finish_input(&input_name(5)).unwrap();
+    live.flush().unwrap();
+    drop((live, second));
+    // Both runs' rows landed, beside the earlier ones.
+    let mut expected = before;
+    let reference = tempfile::tempdir().unwrap();
+    clean_run(reference.path(), 5..7);
+    expected.extend(rows(reference.path(), "frames"));
+    expected.sort();
+    assert_eq!(rows(root, "frames"), expected);
+    assert!(recover(root).unwrap().is_clean());
+}

@@ -11,7 +11,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use super::manifest::{self, CommittedFile, CommittedInput, Manifest, ManifestEntry};
+use super::lease::{self, Holder, Lease};
+use super::manifest::{self, CommittedFile, CommittedInput, Manifest, ManifestEntry, Window};
 use super::recover::{Recovery, recover_writer};
 use super::{MANIFEST_DIR, StoreError, check_name, final_name, manifest_path, segment_name, sync_dir, temp_name};
 
@@ -47,6 +48,10 @@ pub struct StoreWriter {
     next_seq: u64,
     /// The segment new inputs go to, if it is open.
     accepting: Option<u64>,
+    /// The segment windowed inputs' new rows go to, if it is open.
+    accepting_windows: Option<u64>,
+    /// Inputs committed window by window (see [`Self::commit_window`]).
+    windowed: HashSet<String>,
     /// Uncommitted segments by sequence number.
     segments: BTreeMap<u64, Segment>,
     /// Inputs in uncommitted segments -> their segment.
@@ -55,6 +60,8 @@ pub struct StoreWriter {
     committed: HashSet<String>,
     /// Why the writer stopped, after an I/O or Parquet error left its files in an unknown state.
     poisoned: Option<String>,
+    /// The writer's name, leased for as long as it is open.
+    _lease: Lease,
     #[cfg(test)]
     pub(super) fail_point: Option<super::tests::FailPoint>,
 }
@@ -80,6 +87,8 @@ struct Part {
 struct InputRows {
     finished: bool,
     rows: BTreeMap<String, u64>,
+    /// Set when a windowed input's rows here are a committed window.
+    window: Option<Window>,
 }
 
 impl Segment {
@@ -95,9 +104,32 @@ impl Segment {
 }
 
 impl StoreWriter {
+    /// Opens the first writer among `names` that no live writer holds (see [`Self::open`]): how
+    /// runs that share a store find names of their own.
+    pub fn open_first_free(
+        root: &Path,
+        names: impl IntoIterator<Item = String>,
+        tables: &[(&str, SchemaRef)],
+        config: StoreConfig,
+    ) -> Result<StoreWriter, StoreError> {
+        let mut last = None;
+        for name in names {
+            match StoreWriter::open(root, &name, tables, config.clone()) {
+                Err(busy @ StoreError::Busy { .. }) => last = Some(busy),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| StoreError::InvalidConfig {
+            root: root.to_owned(),
+            reason: "no writer name to open".to_owned(),
+        }))
+    }
+
     /// Opens writer `writer` on the store at `root` (created if missing) with the given tables,
     /// after recovering this writer's own files from an earlier crash (see [`super::recover`]).
-    /// Writer and table names may hold ASCII letters, digits, `_` and `-`.
+    /// Writer and table names may hold ASCII letters, digits, `_` and `-`. The name is leased
+    /// (see [`super::lease`]) until the writer is dropped: [`StoreError::Busy`] while another
+    /// open writer, in this process or another, holds it.
     pub fn open(
         root: &Path,
         writer: &str,
@@ -125,6 +157,7 @@ impl StoreWriter {
             sync_dir(parent)?;
         }
 
+        let lease = lease::lease(root, writer, &Holder::this_process())?;
         let recovery = recover_writer(root, writer)?;
         let last_seq = Manifest::read(&manifest_path(root, writer))?
             .entries
@@ -139,10 +172,13 @@ impl StoreWriter {
             recovery,
             next_seq: last_seq.map_or(1, |s| s + 1),
             accepting: None,
+            accepting_windows: None,
+            windowed: HashSet::new(),
             segments: BTreeMap::new(),
             input_segment: HashMap::new(),
             committed: HashSet::new(),
             poisoned: None,
+            _lease: lease,
             #[cfg(test)]
             fail_point: None,
         })
@@ -183,9 +219,56 @@ impl StoreWriter {
         let segment = self.segments.get_mut(&seq).expect("an input's segment is uncommitted");
         if segment.accepting && segment.bytes() >= target {
             segment.accepting = false;
-            self.accepting = None;
+            if self.accepting == Some(seq) {
+                self.accepting = None;
+            }
+            if self.accepting_windows == Some(seq) {
+                self.accepting_windows = None;
+            }
         }
         Ok(())
+    }
+
+    /// Declares `input` windowed: instead of being committed once whole, it is committed a window
+    /// at a time by [`Self::commit_window`], and takes rows for as long as the writer is open (a
+    /// live feed). Its rows go to segments of their own, apart from whole inputs', so a window
+    /// never waits for another input to finish. Declare it before its first rows.
+    pub fn set_windowed(&mut self, input: &str) {
+        self.windowed.insert(input.to_owned());
+    }
+
+    /// Commits the rows `input` (windowed) has written since its last window as window `window`:
+    /// they are in the store, and readable, once this returns — or once the other windowed inputs
+    /// sharing their segment have committed theirs too (commit every windowed input's window at
+    /// once, as a live sink does at each interval). Rows written afterwards go to the next window.
+    /// A window with no rows commits nothing unless it is the `last`.
+    pub fn commit_window(&mut self, input: &str, window: Window) -> Result<(), StoreError> {
+        self.check_poisoned()?;
+        self.windowed.insert(input.to_owned());
+        if !self.input_segment.contains_key(input) && !window.last {
+            return Ok(());
+        }
+        let seq = self.segment_of(input);
+        let rows = self.input_rows(input);
+        rows.finished = true;
+        rows.window = Some(window);
+        // Later rows start the next window, in another segment.
+        self.input_segment.remove(input);
+        let segment = self.segments.get_mut(&seq).expect("an uncommitted segment");
+        segment.accepting = false;
+        if self.accepting_windows == Some(seq) {
+            self.accepting_windows = None;
+        }
+        if segment.inputs_finished() {
+            self.commit(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the open windows' files have reached the target size: time to commit every
+    /// windowed input's window (files roll by size as well as by time).
+    pub fn windows_due(&self) -> bool {
+        self.accepting_windows.is_some_and(|seq| self.segments[&seq].bytes() >= self.config.target_file_bytes)
     }
 
     /// Says every row of `input`, in every table, has been written; commits its segment if that
@@ -216,6 +299,25 @@ impl StoreWriter {
         Ok(())
     }
 
+    /// Commits what [`Self::flush`] commits, and rolls back the rest at once (deleting its temp
+    /// files) instead of leaving it to the next recovery: how a run that stops early leaves a
+    /// store nothing to recover. Returns the inputs rolled back (windowed inputs: their open
+    /// window).
+    pub fn flush_and_discard(&mut self) -> Result<Vec<String>, StoreError> {
+        self.flush()?;
+        let mut discarded = Vec::new();
+        for (_, segment) in std::mem::take(&mut self.segments) {
+            discarded.extend(segment.inputs.into_keys());
+            for part in segment.parts.into_values() {
+                drop(part.writer);
+                std::fs::remove_file(&part.temp).map_err(StoreError::io(&part.temp))?;
+            }
+        }
+        self.input_segment.clear();
+        (self.accepting, self.accepting_windows) = (None, None);
+        Ok(discarded)
+    }
+
     /// Inputs written to or finished but not committed yet.
     pub fn pending_inputs(&self) -> impl Iterator<Item = &str> {
         self.input_segment.keys().map(String::as_str)
@@ -238,23 +340,29 @@ impl StoreWriter {
     }
 
     /// The segment holding uncommitted `input`, which joins the accepting one (opened if needed)
-    /// if new.
+    /// if new: whole inputs' or windowed inputs'.
     fn segment_of(&mut self, input: &str) -> u64 {
         if let Some(&seq) = self.input_segment.get(input) {
             return seq;
         }
-        let seq = *self.accepting.get_or_insert_with(|| {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let segment = Segment {
-                name: segment_name(&self.name, seq),
-                accepting: true,
-                parts: BTreeMap::new(),
-                inputs: BTreeMap::new(),
-            };
-            self.segments.insert(seq, segment);
-            seq
-        });
+        let windowed = self.windowed.contains(input);
+        let open = if windowed { self.accepting_windows } else { self.accepting };
+        let seq = match open {
+            Some(seq) => seq,
+            None => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                let segment = Segment {
+                    name: segment_name(&self.name, seq),
+                    accepting: true,
+                    parts: BTreeMap::new(),
+                    inputs: BTreeMap::new(),
+                };
+                self.segments.insert(seq, segment);
+                *(if windowed { &mut self.accepting_windows } else { &mut self.accepting }) = Some(seq);
+                seq
+            }
+        };
         self.segments
             .get_mut(&seq)
             .expect("the accepting segment")
@@ -294,9 +402,16 @@ impl StoreWriter {
         if self.accepting == Some(seq) {
             self.accepting = None;
         }
-        for input in segment.inputs.keys() {
-            self.input_segment.remove(input);
-            self.committed.insert(input.clone());
+        if self.accepting_windows == Some(seq) {
+            self.accepting_windows = None;
+        }
+        for (input, rows) in &segment.inputs {
+            if self.input_segment.get(input) == Some(&seq) {
+                self.input_segment.remove(input);
+            }
+            if rows.window.is_none() {
+                self.committed.insert(input.clone());
+            }
         }
         let result = self.commit_segment(segment);
         self.poison_on_error(result)
@@ -321,7 +436,9 @@ impl StoreWriter {
             segment: segment.name,
             writer: self.name.clone(),
             files,
-            inputs: inputs.map(|(input, r)| CommittedInput { input, config: config.clone(), rows: r.rows }).collect(),
+            inputs: inputs
+                .map(|(input, r)| CommittedInput { input, config: config.clone(), rows: r.rows, window: r.window })
+                .collect(),
             committed_at: manifest::now_rfc3339(),
             replaces: Vec::new(),
         };

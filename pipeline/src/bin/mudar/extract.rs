@@ -3,8 +3,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar};
@@ -30,6 +31,14 @@ use crate::progress;
 /// be repeated; after an interrupted run, --resume rolls the store back to its
 /// last commit and goes on. Inputs that fail are recorded in the media table
 /// and the run goes on; the exit status is 1 if any failed.
+///
+/// Live feeds (rtsp://, srt://, udp://, rtp://, rtmp://, HLS playlists, anything
+/// GStreamer finds live, or every input with --live) are committed window by
+/// window, every --commit-interval seconds, while they run; the run goes on
+/// until every feed has ended, or until Ctrl-C or SIGTERM, which commit each
+/// feed's last window and exit 0 (files not finished by then are left for the
+/// next run). Several runs may share a store: each leaves to the others the
+/// inputs they are extracting.
 ///
 /// Scale-out is timely dataflow's: -w workers per process; for a cluster, run
 /// the same command on every machine with -n processes, -p this process's
@@ -99,6 +108,19 @@ pub struct Args {
     /// A JSON summary on stdout at the end.
     #[arg(long)]
     json: bool,
+    /// Take every input as a live feed (committed window by window, never counted done).
+    #[arg(long)]
+    live: bool,
+    /// Seconds between a live feed's commits: its rows are readable at most this long after
+    /// they are computed.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    commit_interval: f64,
+    /// Seconds an input may deliver nothing before it is taken as stalled.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    stall_timeout: f64,
+    /// Seconds a live feed may take to deliver its first packets (connecting, buffering).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    connect_timeout: f64,
     #[command(flatten)]
     backend: BackendArgs,
     #[arg(long, action = clap::ArgAction::Help, help = "Print help")]
@@ -264,7 +286,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         decoding.bins > 0 && args.batch > 0 && args.max_open > 0,
         "--bins, --batch, --max-open must be positive"
     );
+    let seconds = |name: &str, value: f64| -> anyhow::Result<Duration> {
+        anyhow::ensure!(value.is_finite() && value > 0.0, "--{name} must be a positive number of seconds");
+        Ok(Duration::from_secs_f64(value))
+    };
     let source = SourceConfig {
+        live: args.live.then_some(true),
+        stall_timeout: seconds("stall-timeout", args.stall_timeout)?,
+        connect_timeout: seconds("connect-timeout", args.connect_timeout)?,
         audio: Some(AudioOutput { sample_rate: args.sr }),
         video: Some(VideoOutput {
             width: decoding.size,
@@ -291,6 +320,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         workers_per_process: args.cluster.workers,
         target_file_bytes: args.file_size_mb << 20,
         row_group_rows: args.row_group_rows.max(1),
+        commit_interval: seconds("commit-interval", args.commit_interval)?,
         model: model.map(|(choice, _)| choice),
     };
     let config = plan.config_json();
@@ -319,10 +349,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let observer = bars.clone();
     let started = Instant::now();
     let plan = Arc::new(plan);
-    let reports = extract::run(plan.clone(), args.cluster.timely_config()?, Arc::new(move |p| observer.update(p)))
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("mudar extract: stopping: committing the live feeds' last windows (again to quit at once)");
+    })
+    .context("cannot install the Ctrl-C/SIGTERM handler")?;
+    let run = extract::run(plan.clone(), args.cluster.timely_config()?, Arc::new(move |p| observer.update(p)), stop)
         .map_err(anyhow::Error::msg)?;
     bars.finish();
-    summarize(&args, &plan, &config, &reports, skipped, started.elapsed().as_secs_f64())
+    if !run.interrupted.is_empty() {
+        eprintln!(
+            "mudar extract: stopped before {} input(s) finished (not committed; the next run extracts them): {}",
+            run.interrupted.len(),
+            run.interrupted.join(", ")
+        );
+    }
+    for busy in &run.busy {
+        eprintln!("mudar extract: {}: another run is extracting it ({}); left to it", busy.input, busy.holder);
+    }
+    summarize(&args, &plan, &config, &run, skipped, started.elapsed().as_secs_f64())
 }
 
 /// Checks the store against this run: recovers it on --resume, refuses leftovers or another
@@ -353,7 +402,7 @@ fn prepare_store(store: &Path, resume: bool, config: &str, remove: Option<BTreeS
             removal.segments
         );
     }
-    let committed = mudar_sinks::store::committed_inputs(store)?;
+    let committed = mudar_sinks::store::input_configs(store)?;
     if let Some((input, _)) = committed.iter().find(|(_, c)| c.as_str() != config) {
         anyhow::bail!(
             "{}: the store holds inputs extracted with another configuration (e.g. {input}); \
@@ -368,10 +417,11 @@ fn summarize(
     args: &Args,
     plan: &Plan,
     config: &str,
-    reports: &[InputReport],
+    run: &extract::RunReport,
     skipped: usize,
     seconds: f64,
 ) -> anyhow::Result<ExitCode> {
+    let reports = &run.committed;
     let failed: Vec<&InputReport> = reports.iter().filter(|r| r.failure.is_some()).collect();
     for report in &failed {
         let failure = report.failure.as_ref().expect("filtered");
@@ -386,6 +436,8 @@ fn summarize(
                 "inputs": plan.inputs.len(),
                 "committed": reports.len(),
                 "skipped": skipped,
+                "interrupted": run.interrupted,
+                "busy": run.busy.iter().map(|b| json!({"input": b.input, "held_by": b.holder.to_string()})).collect::<Vec<_>>(),
                 "failed": failed.len(),
                 "audio_frames": total(|r| r.audio_frames),
                 "video_frames": total(|r| r.video_frames),
@@ -397,11 +449,12 @@ fn summarize(
         );
     } else {
         eprintln!(
-            "mudar extract: {} input(s) committed to {} ({} failed, {} skipped) in {seconds:.1} s: {} audio frames, {} video frames, {} clips",
+            "mudar extract: {} input(s) committed to {} ({} failed, {} skipped, {} left to other runs) in {seconds:.1} s: {} audio frames, {} video frames, {} clips",
             reports.len(),
             args.out.display(),
             failed.len(),
             skipped,
+            run.busy.len(),
             total(|r| r.audio_frames),
             total(|r| r.video_frames),
             total(|r| r.clips),

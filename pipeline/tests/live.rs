@@ -1,0 +1,288 @@
+//! Stores shared by runs, and live feeds: two `mudar extract` processes on
+//! one store land every row once; a run killed beside another loses nothing
+//! a later run cannot redo; a live MPEG-TS feed over UDP (a real GStreamer
+//! sender on loopback) is committed window by window while it runs, with
+//! capture times, ends cleanly on SIGTERM, and restarts — after a clean stop
+//! or `kill -9` — append without duplicating a row.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::read_store;
+use serde_json::Value;
+
+fn mudar(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mudar")).args(args).output().unwrap()
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Running {
+    fn signal(&self, signal: &str) {
+        let pid = self.0.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+
+    /// Waits for the process to end and returns its output.
+    fn finish(mut self) -> Output {
+        self.0.take().expect("running").wait_with_output().unwrap()
+    }
+}
+
+fn spawn_mudar(args: &[&str]) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_mudar"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Running(Some(child))
+}
+
+/// Waits for `ready`, a minute at most (runs share two cores with other tests: wait on what
+/// happens, not on a clock).
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "waited a minute for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Synthetic dances; returns their paths.
+fn dances(dir: &Path, count: usize, seconds: u32) -> Vec<String> {
+    let videos = dir.join("videos");
+    for k in 0..count {
+        let seed = (30 + k).to_string();
+        let duration = seconds.to_string();
+        let args = ["synth", "--out", videos.to_str().unwrap(), "--seed", &seed, "--duration", &duration];
+        let run = mudar(&[&args[..], &["--width", "160", "--height", "120"]].concat());
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    }
+    let mut paths: Vec<String> = std::fs::read_dir(&videos)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".mp4"))
+        .collect();
+    paths.sort();
+    assert_eq!(paths.len(), count);
+    paths
+}
+
+fn extract_args<'a>(inputs: &'a [String], store: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["extract"];
+    args.extend(inputs.iter().map(String::as_str));
+    args.extend(["--out", store.to_str().unwrap(), "--json", "--file-size-mb", "0"]);
+    args.extend(extra);
+    args
+}
+
+fn summary(run: &Output) -> Value {
+    serde_json::from_slice(&run.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr))
+    })
+}
+
+fn manifest_lines(store: &Path) -> Vec<Value> {
+    let Ok(entries) = std::fs::read_dir(store.join("_manifest")) else { return Vec::new() };
+    let mut lines = Vec::new();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            let text = std::fs::read_to_string(path).unwrap();
+            lines.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
+        }
+    }
+    lines
+}
+
+#[test]
+fn two_runs_at_once_land_every_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = dances(dir.path(), 4, 3);
+    let reference_store = dir.path().join("reference");
+    assert!(mudar(&extract_args(&videos, &reference_store, &[])).status.success());
+    let reference = read_store(&reference_store);
+
+    // Overlapping input lists, started together.
+    let store = dir.path().join("shared");
+    let (first, second) = (videos[..3].to_vec(), videos[1..].to_vec());
+    let a = spawn_mudar(&extract_args(&first, &store, &[]));
+    let b = spawn_mudar(&extract_args(&second, &store, &[]));
+    let (a, b) = (a.finish(), b.finish());
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let (a, b) = (summary(&a), summary(&b));
+    // Each input is extracted by exactly one of them: the other left it to it or found it done.
+    let count = |s: &Value, key: &str| s[key].as_array().map_or_else(|| s[key].as_u64().unwrap(), |a| a.len() as u64);
+    assert_eq!(count(&a, "committed") + count(&b, "committed"), 4, "{a}\n{b}");
+    assert_eq!(count(&a, "committed") + count(&a, "skipped") + count(&a, "busy"), 3, "{a}");
+    assert_eq!(count(&b, "committed") + count(&b, "skipped") + count(&b, "busy"), 3, "{b}");
+    // Two writers, none sharing a name; the rows equal one run's over all the inputs.
+    let writers: std::collections::BTreeSet<String> =
+        manifest_lines(&store).iter().map(|l| l["writer"].as_str().unwrap().to_owned()).collect();
+    assert!(writers.len() <= 2, "{writers:?}");
+    assert_eq!(read_store(&store), reference);
+}
+
+#[test]
+fn a_run_killed_beside_another_loses_nothing_a_later_run_cannot_redo() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = dances(dir.path(), 4, 3);
+    let reference_store = dir.path().join("reference");
+    assert!(mudar(&extract_args(&videos, &reference_store, &[])).status.success());
+    let reference = read_store(&reference_store);
+
+    let store = dir.path().join("store");
+    let killed = spawn_mudar(&extract_args(&videos, &store, &["--max-open", "1"]));
+    // Once it has committed something, a second run starts on the same inputs, and the first is
+    // killed meanwhile: before or after the second claims its inputs, as it happens.
+    wait_for("the first run's first commit", || !manifest_lines(&store).is_empty());
+    let beside = spawn_mudar(&extract_args(&videos, &store, &[]));
+    killed.signal("-KILL");
+    drop(killed);
+    let beside = beside.finish();
+    let stderr = String::from_utf8_lossy(&beside.stderr).into_owned();
+    if beside.status.success() {
+        // It left the inputs a live run held alone, or took them over once their run was dead.
+        let s = summary(&beside);
+        let busy = s["busy"].as_array().unwrap().len() as u64;
+        assert_eq!(s["committed"].as_u64().unwrap() + s["skipped"].as_u64().unwrap() + busy, 4, "{s}");
+    } else {
+        // It found the dead run's leftovers before claiming: it says what to do.
+        assert!(stderr.contains("--resume"), "{stderr}");
+    }
+
+    // A later run finds the killed run's leftovers, rolls them back on --resume, and completes the store.
+    let plain = mudar(&extract_args(&videos, &store, &[]));
+    let resumed = match plain.status.success() {
+        true => plain,
+        false => {
+            assert!(
+                String::from_utf8_lossy(&plain.stderr).contains("--resume"),
+                "{}",
+                String::from_utf8_lossy(&plain.stderr)
+            );
+            mudar(&extract_args(&videos, &store, &["--resume"]))
+        }
+    };
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(read_store(&store), reference);
+}
+
+/// A live MPEG-TS sender (H.264 + AAC, a ticking tone) to `127.0.0.1:port` over UDP.
+fn udp_sender(port: u16) -> Running {
+    let pipeline = format!(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=24/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=24 ! h264parse ! mpegtsmux name=mux \
+         ! udpsink host=127.0.0.1 port={port} \
+         audiotestsrc is-live=true wave=ticks ! audioconvert ! avenc_aac ! aacparse ! mux."
+    );
+    let child = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0 (Debian's gstreamer1.0-tools, installed by scripts/setup.sh)");
+    Running(Some(child))
+}
+
+/// A UDP port nobody listens on now (udpsrc binds it; a clash shows as a failed run).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The live windows committed so far: (window index, last, committed rows of video_frames).
+fn windows(store: &Path) -> Vec<(u64, bool, u64)> {
+    manifest_lines(store)
+        .iter()
+        .flat_map(|l| l["inputs"].as_array().unwrap().clone())
+        .filter_map(|i| {
+            let w = i.get("window")?;
+            let frames = i["rows"].get("video_frames").and_then(Value::as_u64).unwrap_or(0);
+            Some((w["index"].as_u64().unwrap(), w["last"].as_bool().unwrap_or(false), frames))
+        })
+        .collect()
+}
+
+/// Runs `mudar extract` on the feed until `windows` windows are committed; then stops it with
+/// `signal` and returns its output.
+fn live_run(feed: &str, store: &Path, windows_wanted: usize, signal: &str, extra: &[&str]) -> Output {
+    let before = windows(store).len();
+    let args = ["extract", feed, "--out", store.to_str().unwrap(), "--json", "--commit-interval", "1.5"];
+    let run = spawn_mudar(&[&args[..], extra].concat());
+    wait_for("live windows", || windows(store).len() >= before + windows_wanted);
+    run.signal(signal);
+    run.finish()
+}
+
+#[test]
+fn a_live_feed_is_committed_window_by_window_and_restarts_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let _sender = udp_sender(port);
+    let feed = format!("udp://127.0.0.1:{port}");
+    let store: PathBuf = dir.path().join("store");
+
+    // A clean stop: windows while it runs, the last on SIGTERM, exit 0.
+    let started = Instant::now();
+    let first = live_run(&feed, &store, 3, "-TERM", &[]);
+    let ran_s = started.elapsed().as_secs_f64();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let s = summary(&first);
+    assert_eq!(s["committed"].as_u64(), Some(1), "{s}");
+    let committed = windows(&store);
+    assert!(committed.len() >= 4, "windows while running, then the last: {committed:?}");
+    assert_eq!(committed.iter().filter(|w| w.1).count(), 1, "one last window: {committed:?}");
+    assert!(committed.iter().filter(|w| !w.1).all(|w| w.2 > 0), "every interval's window has frames: {committed:?}");
+
+    let tables = read_store(&store);
+    let frames = tables["video_frames"].as_array().unwrap();
+    // 8 analysis frames a second of the feed (less the time to connect).
+    assert!(frames.len() as f64 <= 8.0 * ran_s + 2.0, "{} frames in {ran_s:.1} s", frames.len());
+    assert!(frames.len() >= 8 * 3, "{} frames", frames.len());
+    let capture = |r: &Value| r["capture_time"].as_str().expect("live rows carry their capture time").to_owned();
+    let mut times: Vec<(f64, String)> = frames.iter().map(|r| (r["time_s"].as_f64().unwrap(), capture(r))).collect();
+    times.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(times.windows(2).all(|w| w[0].1 < w[1].1), "capture time follows media time");
+    assert!(frames.iter().all(|r| r["connection"] == 0));
+    let media = tables["media"].as_array().unwrap();
+    assert_eq!((media.len(), media[0]["status"].as_str()), (1, Some("ok")));
+    assert!(!tables["clips"].as_array().unwrap().is_empty() || ran_s < 8.0);
+
+    // A kill in the middle of a window: the committed windows stay, the open one goes.
+    let before = windows(&store).len();
+    let killed = live_run(&feed, &store, 2, "-KILL", &[]);
+    assert!(!killed.status.success());
+    assert!(windows(&store).len() >= before + 2);
+    // A restart (rolling the killed run's open window back) appends.
+    let third = live_run(&feed, &store, 2, "-TERM", &["--resume"]);
+    assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
+
+    let tables = read_store(&store);
+    let frames = tables["video_frames"].as_array().unwrap();
+    let mut stamps: Vec<String> = frames.iter().map(|r| capture(r)).collect();
+    let total = stamps.len();
+    stamps.sort();
+    stamps.dedup();
+    assert_eq!(stamps.len(), total, "no (input, capture_time) row twice");
+    let committed_frames: u64 = windows(&store).iter().map(|w| w.2).sum();
+    assert_eq!(committed_frames, total as u64, "every committed window reads back, nothing else");
+    // The killed run never wrote its media row; the two clean runs did.
+    assert_eq!(tables["media"].as_array().unwrap().len(), 2);
+}
