@@ -33,6 +33,9 @@ use crate::graph::{
     ClipFeatures, ClipParams, Driver, DriverConfig, Event, FramePairs, MotionFeatures, MusicRhythm, OpticalFlow,
     Progress, Record, StreamId,
 };
+use crate::live::RetryPolicy;
+use crate::live::events::FeedEventLog;
+use crate::live::metrics::Metrics;
 use crate::source::SourceConfig;
 use crate::train::clips::TrainingClips;
 use crate::train::infer::RhythmModel;
@@ -95,6 +98,8 @@ pub struct Plan {
     pub row_group_rows: usize,
     /// How often a live input's rows are committed.
     pub commit_interval: std::time::Duration,
+    /// How live feeds reconnect.
+    pub retry: RetryPolicy,
     /// A trained MuDaR whose outputs join `video_frames` and `clips`.
     pub model: Option<ModelChoice>,
 }
@@ -214,10 +219,12 @@ pub fn run(
     config: timely::Config,
     progress: Arc<dyn Fn(Progress<'_>) + Send + Sync>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    metrics: Option<Arc<Metrics>>,
 ) -> Result<RunReport, String> {
     let claim = ProcessClaim::default();
     let shared = claim.clone();
-    let guards = timely::execute(config, move |worker| run_worker(worker, &plan, &shared, &*progress, &stop))?;
+    let guards =
+        timely::execute(config, move |worker| run_worker(worker, &plan, &shared, &*progress, &stop, metrics.clone()))?;
     let mut report = RunReport::default();
     for result in guards.join() {
         let worker = result.map_err(|e| format!("a worker failed: {e}"))??;
@@ -271,6 +278,7 @@ fn run_worker(
     claim: &ProcessClaim,
     progress: &(dyn Fn(Progress<'_>) + Send + Sync),
     stop: &std::sync::atomic::AtomicBool,
+    metrics: Option<Arc<Metrics>>,
 ) -> Result<WorkerReport, String> {
     let (index, peers) = (worker.index(), worker.peers());
     let backend = Rc::new(plan.flow.worker_backend(plan.workers_per_process)?);
@@ -316,7 +324,14 @@ fn run_worker(
         let reports = committed.clone();
         let written = scope
             .concatenate([lifecycle, audio, motion, clips].into_iter().chain(model_outputs))
-            .write_store(store.clone(), plan.tables, plan.layout(), error.clone(), plan.commit_interval)
+            .write_store(
+                store.clone(),
+                plan.tables,
+                plan.layout(),
+                error.clone(),
+                plan.commit_interval,
+                metrics.clone(),
+            )
             .inspect(move |report| reports.borrow_mut().push(report.clone()));
         written.clone().probe_with(&probe);
         // The per-video view: what the store held before this run, plus what it commits.
@@ -336,10 +351,26 @@ fn run_worker(
     // Read the store only now: in a cluster, process 0 has prepared it (recovery, removals)
     // before connecting, and the workers start once every process is connected.
     let mine = my_inputs(plan, claim, &config, (index, peers))?;
-    let driver_config = DriverConfig { source: plan.source.clone(), max_open: plan.max_open, packets_per_epoch: 16 };
+    let driver_config = DriverConfig {
+        source: plan.source.clone(),
+        max_open: plan.max_open,
+        packets_per_epoch: 16,
+        retry: plan.retry,
+        metrics: metrics.clone(),
+    };
     let mut driver = Driver::new(mine, driver_config);
     let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
-    driver.run(worker, events, &probe, plan.max_lag, &mut |p| progress(p), &|| error.borrow().is_none(), &stopped);
+    let events_config = StoreConfig { config_json: config.clone(), ..StoreConfig::default() };
+    let mut feed_events = FeedEventLog::new(plan.store.clone(), events_config, (index, peers));
+    let mut on_progress = |p: Progress<'_>| {
+        if let Progress::Feed { input, event } = &p
+            && let Err(e) = feed_events.record(input, event)
+        {
+            *error.borrow_mut() = Some(SinkError::Store(e));
+        }
+        progress(p)
+    };
+    driver.run(worker, events, &probe, plan.max_lag, &mut on_progress, &|| error.borrow().is_none(), &stopped);
     if let Some(e) = error.borrow_mut().take() {
         return Err(format!("writing the store failed: {e}"));
     }

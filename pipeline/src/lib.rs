@@ -11,12 +11,14 @@
 //! - [`graph`]: the timely extraction graph: sources, music rhythm, flow,
 //!   motion and clip stages.
 //! - [`train`]: self-supervised MuDaR training from the same graph.
+//! - [`live`]: live feeds that reconnect themselves, and the run's metrics.
 
 pub mod clip;
 pub mod error;
 pub mod extract;
 pub mod graph;
 pub mod input;
+pub mod live;
 pub mod probe;
 pub mod source;
 pub mod synth;

@@ -111,6 +111,8 @@ pub struct SourceConfig {
     pub connect_timeout: Duration,
     /// Video frames a live source holds for the consumer before dropping the oldest.
     pub live_frames: usize,
+    /// Latency a network source (RTSP, SRT: any with a `latency` property) buffers for, ms.
+    pub latency_ms: Option<u32>,
 }
 
 impl Default for SourceConfig {
@@ -124,6 +126,7 @@ impl Default for SourceConfig {
             live: None,
             connect_timeout: Duration::from_secs(30),
             live_frames: 8,
+            latency_ms: None,
         }
     }
 }
@@ -370,6 +373,13 @@ impl MediaSource {
         pipeline.use_clock(Some(&clock));
         let decoder = gst::ElementFactory::make("uridecodebin").property("uri", &uri).build().map_err(fail)?;
         pipeline.add(&decoder).map_err(fail)?;
+        if let Some(latency) = config.latency_ms {
+            decoder.connect("source-setup", false, move |values| {
+                let source = values[1].get::<gst::Element>().ok()?;
+                set_latency(&source, latency);
+                None
+            });
+        }
         let tracks = Arc::new(Mutex::new(Tracks::default()));
         watch_demuxers(&decoder, &tracks);
         {
@@ -656,6 +666,11 @@ impl MediaSource {
         self.live.dropped.load(Ordering::Relaxed)
     }
 
+    /// Media time of a live source's first packet.
+    pub fn first_pts(&self) -> Option<Duration> {
+        self.first.front().map(Packet::pts)
+    }
+
     /// A live source's capture time minus media time, µs, from its first packet: fixed for
     /// the connection, so a row's capture time follows from its media time.
     pub fn capture_offset_us(&self) -> Option<i64> {
@@ -835,6 +850,20 @@ impl Drop for MediaSource {
             bus.unset_sync_handler();
         }
     }
+}
+
+/// Sets a network source's `latency` property (milliseconds, as rtspsrc and srtsrc take it), if
+/// it has one.
+fn set_latency(source: &gst::Element, latency_ms: u32) {
+    let Some(spec) = source.find_property("latency") else { return };
+    let value = match spec.value_type() {
+        t if t == glib::Type::U32 => latency_ms.to_value(),
+        t if t == glib::Type::I32 => (latency_ms.min(i32::MAX as u32) as i32).to_value(),
+        t if t == glib::Type::U64 => (latency_ms as u64 * 1_000_000).to_value(),
+        t if t == glib::Type::I64 => (latency_ms as i64 * 1_000_000).to_value(),
+        _ => return,
+    };
+    source.set_property_from_value("latency", &value);
 }
 
 /// Turns the bus messages we act on into [`Control`]s.

@@ -207,17 +207,25 @@ fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// The live windows committed so far: (window index, last, committed rows of video_frames).
-fn windows(store: &Path) -> Vec<(u64, bool, u64)> {
+/// The live windows of rows committed so far (not the feed events'): (window index, last,
+/// committed rows of video_frames, connection).
+fn windows(store: &Path) -> Vec<(u64, bool, u64, u64)> {
     manifest_lines(store)
         .iter()
         .flat_map(|l| l["inputs"].as_array().unwrap().clone())
+        .filter(|i| i["rows"].get("feed_events").is_none())
         .filter_map(|i| {
             let w = i.get("window")?;
             let frames = i["rows"].get("video_frames").and_then(Value::as_u64).unwrap_or(0);
-            Some((w["index"].as_u64().unwrap(), w["last"].as_bool().unwrap_or(false), frames))
+            let connection = w["connection"].as_u64().unwrap();
+            Some((w["index"].as_u64().unwrap(), w["last"].as_bool().unwrap_or(false), frames, connection))
         })
         .collect()
+}
+
+/// Whether connection `c` has committed video rows.
+fn has_rows(store: &Path, c: u64) -> bool {
+    windows(store).iter().any(|w| w.3 == c && w.2 > 0)
 }
 
 /// Runs `mudar extract` on the feed until `windows` windows are committed; then stops it with
@@ -285,4 +293,172 @@ fn a_live_feed_is_committed_window_by_window_and_restarts_append() {
     assert_eq!(committed_frames, total as u64, "every committed window reads back, nothing else");
     // The killed run never wrote its media row; the two clean runs did.
     assert_eq!(tables["media"].as_array().unwrap().len(), 2);
+}
+
+/// `mudar extract` on a feed, its stderr read as it comes (for the metrics address and events).
+struct LiveRun {
+    run: Running,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl LiveRun {
+    fn start(feed: &str, store: &Path, extra: &[&str]) -> LiveRun {
+        let args = ["extract", feed, "--out", store.to_str().unwrap(), "--json", "--commit-interval", "1"];
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mudar"))
+            .args(args)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        LiveRun { run: Running(Some(child)), stderr }
+    }
+
+    fn said(&self, text: &str) -> bool {
+        self.stderr.lock().unwrap().iter().any(|l| l.contains(text))
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// The metrics as `GET /metrics` returns them.
+    fn metrics(&self) -> String {
+        wait_for("the metrics address", || self.said("metrics at http://"));
+        let line = self.stderr.lock().unwrap().iter().find(|l| l.contains("metrics at http://")).unwrap().clone();
+        let address = line.split("http://").nth(1).unwrap().trim_end_matches("/metrics").to_owned();
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        use std::io::{Read, Write};
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    }
+
+    /// A metric's value (its first sample line starting with `name`).
+    fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics();
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// Stops it with SIGTERM and returns its summary; it must exit 0.
+    fn stop(self) -> Value {
+        self.run.signal("-TERM");
+        let log = self.stderr.clone();
+        let out = self.run.finish();
+        let log = log.lock().unwrap().join("\n");
+        assert!(out.status.success(), "{log}");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {log}"))
+    }
+}
+
+/// The feed's events as committed in the store (pyarrow), in order.
+fn feed_events(store: &Path) -> Vec<(u64, String, Option<String>)> {
+    let tables = read_store(store);
+    tables["feed_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["connection"].as_u64().unwrap(),
+                e["event"].as_str().unwrap().to_owned(),
+                e["reason"].as_str().map(String::from),
+            )
+        })
+        .collect()
+}
+
+/// The feed goes away (sender killed) and comes back on the same port, then pauses (SIGSTOP)
+/// and resumes: each loss is a `disconnected` event (the stall watchdog's), each return a new
+/// connection whose rows go on after the gap; metrics count it all.
+#[test]
+fn a_lost_feed_reconnects_and_its_rows_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let feed = format!("udp://127.0.0.1:{port}");
+    let store = dir.path().join("store");
+    let fast = ["--stall-timeout", "1.5", "--connect-timeout", "1.5", "--max-backoff", "1", "--metrics", "127.0.0.1:0"];
+    let run = LiveRun::start(&feed, &store, &fast);
+
+    // Down at the start: attempts fail and are retried with growing waits.
+    wait_for("failed attempts", || run.said("connect failed") && run.said("next attempt in"));
+    let mut sender = udp_sender(port);
+    wait_for("the first connection", || run.said("connected (connection 0)"));
+    wait_for("rows of connection 0", || has_rows(&store, 0));
+
+    // Killed, down a while, back on the same port.
+    drop(sender);
+    let down = Instant::now();
+    wait_for("the loss", || run.said("disconnected (connection 0)"));
+    wait_for("a failed reconnect", || run.log().matches("connect failed").count() >= 2);
+    sender = udp_sender(port);
+    let downtime = down.elapsed().as_secs_f64();
+    wait_for("connection 1", || run.said("connected (connection 1)"));
+
+    // Paused: the watchdog fires, and it recovers once resumed.
+    wait_for("rows of connection 1", || has_rows(&store, 1));
+    sender.signal("-STOP");
+    wait_for("the stall", || run.said("disconnected (connection 1)"));
+    sender.signal("-CONT");
+    wait_for("connection 2", || run.said("connected (connection 2)"));
+    assert!(run.metric("mudar_feed_up{") == 1.0);
+    let reconnects = run.metrics();
+    assert!(
+        reconnects.contains("mudar_feed_reconnects_total{") && reconnects.contains("reason=\"stalled\""),
+        "{reconnects}"
+    );
+    assert!(run.metric("mudar_capture_to_row_seconds_count") > 0.0);
+    assert!(run.metric("mudar_feed_frames_total{") > 0.0);
+    wait_for("rows of connection 2", || has_rows(&store, 2));
+    let summary = run.stop();
+    assert_eq!(summary["failed"].as_u64(), Some(0), "{summary}");
+    assert!(summary["connections"].as_u64().unwrap() >= 3, "{summary}");
+
+    // feed_events, as committed: every connect and loss with its reason.
+    let events = feed_events(&store);
+    let of = |kind: &str| events.iter().filter(|e| e.1 == kind).collect::<Vec<_>>();
+    assert_eq!(of("connected").iter().map(|e| e.0).collect::<Vec<_>>(), [0, 1, 2], "{events:?}");
+    assert_eq!(of("disconnected").len(), 2, "{events:?}");
+    assert!(of("disconnected").iter().all(|e| e.2.as_deref() == Some("stalled")), "{events:?}");
+    assert!(!of("connect_failed").is_empty() && of("retry").len() >= of("connect_failed").len(), "{events:?}");
+    assert_eq!(of("stopped").len(), 1);
+
+    // Rows per connection, in capture order, and the gap between connections 0 and 1 spans the downtime.
+    let tables = read_store(&store);
+    let frames = tables["video_frames"].as_array().unwrap();
+    let stamps = |c: u64| -> Vec<String> {
+        let mut s: Vec<String> = frames
+            .iter()
+            .filter(|r| r["connection"] == c)
+            .map(|r| r["capture_time"].as_str().unwrap().to_owned())
+            .collect();
+        s.sort();
+        s
+    };
+    let (zero, one, two) = (stamps(0), stamps(1), stamps(2));
+    assert!(!zero.is_empty() && !one.is_empty() && !two.is_empty());
+    assert!(zero.last() < one.first() && one.last() < two.first(), "connections follow each other");
+    let seconds = |t: &str| -> f64 {
+        // "2026-12-07 19:46:04.008694+00:00"
+        let hms = t.split(' ').nth(1).unwrap().split('+').next().unwrap();
+        let parts: Vec<f64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+    };
+    let gap = seconds(one.first().unwrap()) - seconds(zero.last().unwrap());
+    assert!(gap >= downtime - 0.5, "the gap between connections ({gap:.1} s) spans the downtime ({downtime:.1} s)");
+    // One media row per connection; the lost ones say why.
+    let media = tables["media"].as_array().unwrap();
+    assert_eq!(media.len(), 3);
+    assert_eq!(media.iter().filter(|m| m["error_kind"] == "stalled").count(), 2);
 }

@@ -8,7 +8,7 @@ mod rows;
 pub mod tables;
 
 pub use media::{AudioStreamInfo, MediaInfo, VideoStreamInfo};
-pub use rows::{AudioFrameRow, ClipRow, MediaRow, VideoFrameRow, VideoRow};
+pub use rows::{AudioFrameRow, ClipRow, FeedEventRow, MediaRow, VideoFrameRow, VideoRow};
 
 /// Version of the row types in this crate, written into every file's metadata.
 pub const SCHEMA_VERSION: u32 = 4;

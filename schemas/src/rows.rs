@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `media`: one row per input, also for inputs that failed.
+/// `media`: one row per input, also for inputs that failed; for a live feed,
+/// one per connection.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MediaRow {
     /// `ok` or `error`.
@@ -94,4 +95,25 @@ pub struct VideoRow {
     pub visual_beats: u64,
     /// Mean of the clips' Beat Align Scores (music → dance).
     pub beat_align_score: Option<f64>,
+}
+
+/// `feed_events`: what happened to a live feed's connections, one row per
+/// connect, loss, retry, give-up or stop, committed as it happens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeedEventRow {
+    /// When it happened, µs since the Unix epoch (UTC).
+    pub time_us: i64,
+    /// The connection it concerns (0, then one more at each reconnect).
+    pub connection: u32,
+    /// `connected`, `connect_failed`, `disconnected`, `ended`, `retry`, `gave_up` or `stopped`.
+    pub event: String,
+    /// Why, as a stable code (`stalled`, `unreadable`, `gstreamer`, `eos`, ...), where there is one.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    /// Consecutive failed attempts so far.
+    pub attempt: u32,
+    /// For `retry` and failures: the wait before the next attempt, seconds.
+    pub backoff_s: Option<f64>,
+    /// Video frames the connection dropped because the graph was behind.
+    pub frames_dropped: u64,
 }

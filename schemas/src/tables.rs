@@ -12,13 +12,14 @@ use arrow_array::{
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::rows::{AudioFrameRow, ClipRow, MediaRow, VideoFrameRow, VideoRow};
+use crate::rows::{AudioFrameRow, ClipRow, FeedEventRow, MediaRow, VideoFrameRow, VideoRow};
 
 pub const MEDIA: &str = "media";
 pub const AUDIO_FRAMES: &str = "audio_frames";
 pub const VIDEO_FRAMES: &str = "video_frames";
 pub const CLIPS: &str = "clips";
 pub const VIDEOS: &str = "videos";
+pub const FEED_EVENTS: &str = "feed_events";
 
 fn schema(fields: Vec<Field>) -> SchemaRef {
     let metadata = HashMap::from([("mudar.schema_version".to_owned(), crate::SCHEMA_VERSION.to_string())]);
@@ -84,6 +85,8 @@ pub fn media_schema() -> SchemaRef {
         Field::new("clips", DataType::UInt64, false),
         Field::new("onsets", DataType::UInt64, false),
         Field::new("visual_beats", DataType::UInt64, false),
+        capture_fields()[0].clone(),
+        capture_fields()[1].clone(),
     ])
 }
 
@@ -162,7 +165,9 @@ fn inputs(input: &str, n: usize) -> ArrayRef {
     Arc::new(StringArray::from(vec![input; n]))
 }
 
-pub fn media_batch(input: &str, rows: &[MediaRow]) -> Result<RecordBatch, ArrowError> {
+/// `capture`: for a live feed's connection, its `capture_time` is the media row's start (media
+/// time `start_s`).
+pub fn media_batch(input: &str, capture: Option<(Capture, f64)>, rows: &[MediaRow]) -> Result<RecordBatch, ArrowError> {
     let column =
         |f: &dyn Fn(&MediaRow) -> Option<String>| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<StringArray>()) };
     RecordBatch::try_new(
@@ -180,6 +185,43 @@ pub fn media_batch(input: &str, rows: &[MediaRow]) -> Result<RecordBatch, ArrowE
             Arc::new(rows.iter().map(|r| r.clips).collect::<UInt64Array>()),
             Arc::new(rows.iter().map(|r| r.onsets).collect::<UInt64Array>()),
             Arc::new(rows.iter().map(|r| r.visual_beats).collect::<UInt64Array>()),
+        ]
+        .into_iter()
+        .chain(capture_columns(capture.map(|(c, _)| c), rows.iter().map(|_| capture.map_or(0.0, |(_, s)| s))))
+        .collect(),
+    )
+}
+
+pub fn feed_events_schema() -> SchemaRef {
+    schema(vec![
+        input_field(),
+        Field::new("time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("connection", DataType::UInt32, false),
+        Field::new("event", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, true),
+        Field::new("message", DataType::Utf8, true),
+        Field::new("attempt", DataType::UInt32, false),
+        Field::new("backoff_s", DataType::Float64, true),
+        Field::new("frames_dropped", DataType::UInt64, false),
+    ])
+}
+
+pub fn feed_events_batch(input: &str, rows: &[FeedEventRow]) -> Result<RecordBatch, ArrowError> {
+    let text = |f: &dyn Fn(&FeedEventRow) -> Option<&str>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<StringArray>())
+    };
+    RecordBatch::try_new(
+        feed_events_schema(),
+        vec![
+            inputs(input, rows.len()),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.time_us)).with_timezone("UTC")),
+            Arc::new(rows.iter().map(|r| r.connection).collect::<UInt32Array>()),
+            text(&|r| Some(&r.event)),
+            text(&|r| r.reason.as_deref()),
+            text(&|r| r.message.as_deref()),
+            Arc::new(rows.iter().map(|r| r.attempt).collect::<UInt32Array>()),
+            Arc::new(rows.iter().map(|r| r.backoff_s).collect::<Float64Array>()),
+            Arc::new(rows.iter().map(|r| r.frames_dropped).collect::<UInt64Array>()),
         ],
     )
 }
@@ -392,7 +434,7 @@ mod tests {
             2
         );
         assert!(batch.column_by_name("capture_time").unwrap().is_null(0));
-        let media = media_batch("bad.mp4", &[MediaRow { status: "error".into(), ..Default::default() }]).unwrap();
+        let media = media_batch("bad.mp4", None, &[MediaRow { status: "error".into(), ..Default::default() }]).unwrap();
         assert_eq!(media.schema().metadata()["mudar.schema_version"], crate::SCHEMA_VERSION.to_string());
     }
 }

@@ -48,13 +48,15 @@ pub struct Opened {
 }
 
 /// A live input's connection, as its source opened it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Live {
     /// 0, then one more at each reconnect.
     pub connection: u32,
     /// Capture time minus media time, µs (see `tables::Capture`); `None` when the source
     /// gave its packets no capture time.
     pub capture_offset_us: Option<i64>,
+    /// Media time of the connection's first packet, seconds.
+    pub start_s: f64,
 }
 
 /// Why an input (or part of its processing) failed.

@@ -7,7 +7,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mudar_schemas::tables::{self, AUDIO_FRAMES, CLIPS, Capture, Layout, MEDIA, VIDEO_FRAMES};
 use mudar_schemas::{AudioFrameRow, ClipRow, MediaRow, VideoFrameRow};
@@ -20,6 +21,7 @@ use timely::dataflow::operators::generic::operator::Operator;
 
 use super::views::Fact;
 use super::{Failure, ModelOutput, Opened, Record, StreamId, stream_of};
+use crate::live::metrics::Metrics;
 
 /// Model outputs a live stream keeps for clip rows not out yet (a clip whose row failed never
 /// takes its output).
@@ -55,6 +57,8 @@ impl Default for Tables {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputReport {
     pub input: String,
+    /// A live feed's connection (reported when it ends).
+    pub live: bool,
     pub failure: Option<Failure>,
     pub audio_frames: u64,
     pub video_frames: u64,
@@ -139,6 +143,7 @@ pub trait WriteStore<'scope> {
         layout: Layout,
         error: Rc<RefCell<Option<SinkError>>>,
         commit_interval: Duration,
+        metrics: Option<Arc<Metrics>>,
     ) -> Stream<'scope, u64, Vec<InputReport>>;
 }
 
@@ -150,6 +155,7 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
         layout: Layout,
         error: Rc<RefCell<Option<SinkError>>>,
         commit_interval: Duration,
+        metrics: Option<Arc<Metrics>>,
     ) -> Stream<'scope, u64, Vec<InputReport>> {
         let mut streams: HashMap<StreamId, Pending> = HashMap::new();
         let mut last_window = Instant::now();
@@ -201,9 +207,15 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
                             (false, true) => Flush::Window,
                             (false, false) => Flush::Batches,
                         };
-                        write_rows(&mut store, pending, tables, layout, flush)?;
+                        let files = store.files_committed();
+                        write_rows(&mut store, pending, tables, layout, flush, metrics.as_deref())?;
                         if flush == Flush::Window {
                             pending.commit_window(&mut store, false)?;
+                        }
+                        if let Some(metrics) =
+                            metrics.as_deref().filter(|_| pending.is_live() && flush != Flush::Batches)
+                        {
+                            metrics.committed_window(store.files_committed() - files);
                         }
                         if complete {
                             done.push(id);
@@ -229,15 +241,26 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
     }
 }
 
-/// Hands buffered rows to the store, as much as `flush` says.
+/// Hands buffered rows to the store, as much as `flush` says. A live stream's rows wait for
+/// its window, so what the store holds uncommitted of a feed is always one window's rows,
+/// written and committed in one go.
 fn write_rows(
     store: &mut StoreWriter,
     pending: &mut Pending,
     tables: Tables,
     layout: Layout,
     flush: Flush,
+    metrics: Option<&Metrics>,
 ) -> Result<(), SinkError> {
     let Some(input) = pending.opened.as_ref().map(|o| o.input.clone()) else { return Ok(()) };
+    if flush == Flush::Batches && pending.is_live() {
+        return Ok(());
+    }
+    let count = |table: &str, rows: usize| {
+        if let Some(metrics) = metrics {
+            metrics.committed_rows(table, rows as u64);
+        }
+    };
     let capture = pending.capture();
     let due = |n: usize| n > 0 && (flush != Flush::Batches || n >= BATCH_ROWS);
     let with_model = layout.embedding_dim.is_some();
@@ -250,6 +273,7 @@ fn write_rows(
         pending.cover(rows.iter().map(|r| r.time_s));
         if tables.audio_frames {
             store.write(AUDIO_FRAMES, &input, &tables::audio_frames_batch(&input, capture, &rows)?)?;
+            count(AUDIO_FRAMES, rows.len());
         }
     }
     // With a model, frames and clips wait for its outputs: a whole stream's until it ends, a
@@ -269,6 +293,14 @@ fn write_rows(
         pending.cover(video.iter().map(|r| r.time_s));
         if tables.video_frames {
             store.write(VIDEO_FRAMES, &input, &tables::video_frames_batch(&input, layout, capture, &video)?)?;
+            count(VIDEO_FRAMES, video.len());
+        }
+        // A live frame's row is readable once its window commits, right after this.
+        if let (Some(metrics), Some(capture)) = (metrics, capture) {
+            let now_us = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
+            for row in &video {
+                metrics.latency((now_us - capture.at(row.time_s)) as f64 / 1e6);
+            }
         }
     }
     if !clips.is_empty() {
@@ -276,6 +308,7 @@ fn write_rows(
         pending.cover(clips.iter().map(|r| r.start_s));
         if tables.clips {
             store.write(CLIPS, &input, &tables::clips_batch(&input, layout, capture, &clips)?)?;
+            count(CLIPS, clips.len());
         }
     }
     Ok(())
@@ -326,7 +359,7 @@ fn annotate(pending: &mut Pending) {
 
 /// Writes the input's `media` row and commits it.
 fn commit(store: &mut StoreWriter, pending: Pending, closed: Option<Failure>) -> Result<InputReport, SinkError> {
-    let (window, span) = (pending.window, pending.window_span);
+    let (window, span, capture) = (pending.window, pending.window_span, pending.capture());
     let opened = pending.opened.expect("the driver opens before it closes");
     // The source's own error first; else the first stage that failed.
     let failure = closed.or_else(|| pending.failures.into_iter().next());
@@ -339,7 +372,8 @@ fn commit(store: &mut StoreWriter, pending: Pending, closed: Option<Failure>) ->
         has_video: opened.has_video,
         ..pending.media
     };
-    store.write(MEDIA, &opened.input, &tables::media_batch(&opened.input, std::slice::from_ref(&media))?)?;
+    let start = capture.zip(opened.live.map(|l| l.start_s));
+    store.write(MEDIA, &opened.input, &tables::media_batch(&opened.input, start, std::slice::from_ref(&media))?)?;
     if opened.live.is_some() {
         // A live input ends with its last window; it is never done for good (a later run appends).
         let mut last = Pending { opened: Some(opened.clone()), window, window_span: span, ..Pending::default() };
@@ -352,6 +386,7 @@ fn commit(store: &mut StoreWriter, pending: Pending, closed: Option<Failure>) ->
         None => std::iter::once(Fact::media(&media)).chain(pending.clip_facts).collect(),
     };
     Ok(InputReport {
+        live: opened.live.is_some(),
         input: opened.input,
         failure,
         audio_frames: media.audio_frames,

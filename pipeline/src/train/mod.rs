@@ -294,7 +294,13 @@ pub(crate) fn build_cache(
         .filter(|(i, _)| i % peers == index)
         .map(|(i, input)| (i as StreamId, input.clone()))
         .collect();
-    let driver_config = DriverConfig { source: plan.source.clone(), max_open: plan.max_open, packets_per_epoch: 16 };
+    let driver_config = DriverConfig {
+        source: plan.source.clone(),
+        max_open: plan.max_open,
+        packets_per_epoch: 16,
+        retry: crate::live::RetryPolicy::default(),
+        metrics: None,
+    };
     let mut driver = Driver::new(mine, driver_config);
     let report_skipped = || {
         for (stream, reason) in skipped.borrow_mut().drain(..) {

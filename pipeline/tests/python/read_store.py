@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-TABLES = ["media", "audio_frames", "video_frames", "clips", "videos"]
+TABLES = ["media", "audio_frames", "video_frames", "clips", "videos", "feed_events"]
 # A live input's frame and clip numbers restart with each run: its capture time tells them apart.
 KEYS = {
     "media": ["input"],
@@ -27,6 +27,7 @@ KEYS = {
     "video_frames": ["input", "capture_time", "frame"],
     "clips": ["input", "capture_time", "clip"],
     "videos": ["input"],
+    "feed_events": ["input", "time", "event"],
 }
 
 

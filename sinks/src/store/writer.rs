@@ -60,6 +60,8 @@ pub struct StoreWriter {
     committed: HashSet<String>,
     /// Why the writer stopped, after an I/O or Parquet error left its files in an unknown state.
     poisoned: Option<String>,
+    /// Part files committed since the writer opened.
+    files_committed: u64,
     /// The writer's name, leased for as long as it is open.
     _lease: Lease,
     #[cfg(test)]
@@ -178,6 +180,7 @@ impl StoreWriter {
             input_segment: HashMap::new(),
             committed: HashSet::new(),
             poisoned: None,
+            files_committed: 0,
             _lease: lease,
             #[cfg(test)]
             fail_point: None,
@@ -318,6 +321,11 @@ impl StoreWriter {
         Ok(discarded)
     }
 
+    /// Part files this writer has committed since it opened.
+    pub fn files_committed(&self) -> u64 {
+        self.files_committed
+    }
+
     /// Inputs written to or finished but not committed yet.
     pub fn pending_inputs(&self) -> impl Iterator<Item = &str> {
         self.input_segment.keys().map(String::as_str)
@@ -450,6 +458,7 @@ impl StoreWriter {
         #[cfg(test)]
         super::tests::inject_after_append(self.fail_point)?;
 
+        self.files_committed += renames.len() as u64;
         let mut dirs = BTreeSet::new();
         for (temp, final_path) in renames {
             std::fs::rename(&temp, &final_path).map_err(StoreError::io(&temp))?;

@@ -14,8 +14,11 @@ use mudar_operators::rhythm::{RhythmParams, SpectrogramParams};
 use mudar_pipeline::extract::{self, ModelChoice, Plan};
 use mudar_pipeline::graph::Progress;
 use mudar_pipeline::graph::store::{InputReport, Tables};
+use mudar_pipeline::live::RetryPolicy;
+use mudar_pipeline::live::metrics::Metrics;
 use mudar_pipeline::train::trained::TrainedModel;
 use mudar_pipeline::{AudioOutput, ClipRule, Resize, SourceConfig, VideoOutput};
+use mudar_schemas::FeedEventRow;
 use serde_json::json;
 
 use crate::flow::BackendArgs;
@@ -121,6 +124,23 @@ pub struct Args {
     /// Seconds a live feed may take to deliver its first packets (connecting, buffering).
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     connect_timeout: f64,
+    /// A feed that fails, ends or stalls is reconnected after a wait that doubles from 0.5 s
+    /// up to this (drawn between half of it and all of it).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    max_backoff: f64,
+    /// Give a feed up after this many consecutive failed attempts (default: never).
+    #[arg(long, value_name = "N")]
+    max_retries: Option<u32>,
+    /// Give a feed up once it has been down this long (default: never).
+    #[arg(long, value_name = "SECONDS")]
+    give_up_after: Option<f64>,
+    /// Latency the network sources (RTSP, SRT) buffer for, milliseconds.
+    #[arg(long, value_name = "MS")]
+    latency_ms: Option<u32>,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while the run goes on (port 0: a
+    /// free one, said on stderr).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics: Option<String>,
     #[command(flatten)]
     backend: BackendArgs,
     #[arg(long, action = clap::ArgAction::Help, help = "Print help")]
@@ -294,6 +314,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         live: args.live.then_some(true),
         stall_timeout: seconds("stall-timeout", args.stall_timeout)?,
         connect_timeout: seconds("connect-timeout", args.connect_timeout)?,
+        latency_ms: args.latency_ms,
         audio: Some(AudioOutput { sample_rate: args.sr }),
         video: Some(VideoOutput {
             width: decoding.size,
@@ -321,6 +342,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         target_file_bytes: args.file_size_mb << 20,
         row_group_rows: args.row_group_rows.max(1),
         commit_interval: seconds("commit-interval", args.commit_interval)?,
+        retry: RetryPolicy {
+            max_backoff: seconds("max-backoff", args.max_backoff)?,
+            max_retries: args.max_retries,
+            give_up_after: args.give_up_after.map(|s| seconds("give-up-after", s)).transpose()?,
+            ..RetryPolicy::default()
+        },
         model: model.map(|(choice, _)| choice),
     };
     let config = plan.config_json();
@@ -358,7 +385,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("mudar extract: stopping: committing the live feeds' last windows (again to quit at once)");
     })
     .context("cannot install the Ctrl-C/SIGTERM handler")?;
-    let run = extract::run(plan.clone(), args.cluster.timely_config()?, Arc::new(move |p| observer.update(p)), stop)
+    let metrics = match &args.metrics {
+        Some(address) => {
+            let metrics = Arc::new(Metrics::new());
+            let bound = metrics.serve(address).map_err(anyhow::Error::msg)?;
+            eprintln!("mudar extract: metrics at http://{bound}/metrics");
+            Some(metrics)
+        }
+        None => None,
+    };
+    let timely = args.cluster.timely_config()?;
+    let run = extract::run(plan.clone(), timely, Arc::new(move |p| observer.update(p)), stop, metrics)
         .map_err(anyhow::Error::msg)?;
     bars.finish();
     if !run.interrupted.is_empty() {
@@ -371,7 +408,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for busy in &run.busy {
         eprintln!("mudar extract: {}: another run is extracting it ({}); left to it", busy.input, busy.holder);
     }
-    summarize(&args, &plan, &config, &run, skipped, started.elapsed().as_secs_f64())
+    let feed_events = std::mem::take(&mut *bars.feed_events.lock().unwrap_or_else(|p| p.into_inner()));
+    summarize(&args, &plan, &config, &run, &feed_events, skipped, started.elapsed().as_secs_f64())
 }
 
 /// Checks the store against this run: recovers it on --resume, refuses leftovers or another
@@ -418,15 +456,31 @@ fn summarize(
     plan: &Plan,
     config: &str,
     run: &extract::RunReport,
+    feed_events: &[(String, FeedEventRow)],
     skipped: usize,
     seconds: f64,
 ) -> anyhow::Result<ExitCode> {
     let reports = &run.committed;
-    let failed: Vec<&InputReport> = reports.iter().filter(|r| r.failure.is_some()).collect();
+    // A feed's lost connections are events of a run that goes on, not failures; a feed that
+    // gave up is one.
+    let feeds: BTreeSet<&str> = reports
+        .iter()
+        .filter(|r| r.live)
+        .map(|r| r.input.as_str())
+        .chain(feed_events.iter().map(|(input, _)| input.as_str()))
+        .collect();
+    let gave_up: Vec<&(String, FeedEventRow)> = feed_events.iter().filter(|(_, e)| e.event == "gave_up").collect();
+    let failed: Vec<&InputReport> = reports.iter().filter(|r| r.failure.is_some() && !r.live).collect();
     for report in &failed {
         let failure = report.failure.as_ref().expect("filtered");
         eprintln!("mudar extract: {} ({})", failure.message, failure.kind);
     }
+    for (input, event) in &gave_up {
+        eprintln!("mudar extract: {input}: gave up: {}", event.message.as_deref().unwrap_or_default());
+    }
+    let committed: BTreeSet<&str> = reports.iter().map(|r| r.input.as_str()).collect();
+    let connections = reports.iter().filter(|r| r.live).count();
+    let failures = failed.len() + gave_up.len();
     let total = |f: fn(&InputReport) -> u64| reports.iter().map(f).sum::<u64>();
     if args.json {
         println!(
@@ -434,41 +488,65 @@ fn summarize(
             json!({
                 "store": args.out,
                 "inputs": plan.inputs.len(),
-                "committed": reports.len(),
+                "committed": committed.len(),
+                "connections": connections,
                 "skipped": skipped,
                 "interrupted": run.interrupted,
+                "feeds": feeds.len(),
+                "feed_events": feed_events.iter().map(|(input, e)| json!({
+                    "input": input, "connection": e.connection, "event": e.event, "reason": e.reason,
+                    "message": e.message, "attempt": e.attempt, "backoff_s": e.backoff_s, "frames_dropped": e.frames_dropped,
+                })).collect::<Vec<_>>(),
                 "busy": run.busy.iter().map(|b| json!({"input": b.input, "held_by": b.holder.to_string()})).collect::<Vec<_>>(),
-                "failed": failed.len(),
+                "failed": failures,
                 "audio_frames": total(|r| r.audio_frames),
                 "video_frames": total(|r| r.video_frames),
                 "clips": total(|r| r.clips),
                 "seconds": seconds,
-                "errors": failed.iter().map(|r| json!({"input": r.input, "kind": r.failure.as_ref().map(|f| &f.kind), "error": r.failure.as_ref().map(|f| &f.message)})).collect::<Vec<_>>(),
+                "errors": failed
+                    .iter()
+                    .map(|r| json!({"input": r.input, "kind": r.failure.as_ref().map(|f| &f.kind), "error": r.failure.as_ref().map(|f| &f.message)}))
+                    .chain(gave_up.iter().map(|(input, e)| json!({"input": input, "kind": "gave_up", "error": e.message})))
+                    .collect::<Vec<_>>(),
                 "config": serde_json::from_str::<serde_json::Value>(config)?,
             })
         );
     } else {
         eprintln!(
             "mudar extract: {} input(s) committed to {} ({} failed, {} skipped, {} left to other runs) in {seconds:.1} s: {} audio frames, {} video frames, {} clips",
-            reports.len(),
+            committed.len(),
             args.out.display(),
-            failed.len(),
+            failures,
             skipped,
             run.busy.len(),
             total(|r| r.audio_frames),
             total(|r| r.video_frames),
             total(|r| r.clips),
         );
+        for feed in &feeds {
+            let events: Vec<&FeedEventRow> = feed_events.iter().filter(|(i, _)| i == feed).map(|(_, e)| e).collect();
+            let count = |kind: &str| events.iter().filter(|e| e.event == kind).count();
+            let connections = reports.iter().filter(|r| r.live && r.input == *feed).count();
+            eprintln!(
+                "mudar extract: feed {feed}: {connections} connection(s), {} lost, {} failed attempt(s), {} frame(s) dropped",
+                count("disconnected"),
+                count("connect_failed"),
+                events.iter().map(|e| e.frames_dropped).sum::<u64>(),
+            );
+        }
     }
-    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Progress: on a terminal, a bar per open input and one overall; otherwise a line per input.
+/// Feed events are printed as they come, and kept for the summary.
 #[derive(Clone)]
 struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
     inputs: Arc<Mutex<HashMap<u64, ProgressBar>>>,
+    feed_events: Arc<Mutex<Vec<(String, FeedEventRow)>>>,
+    feeds: Arc<Mutex<BTreeSet<String>>>,
     terminal: bool,
 }
 
@@ -480,7 +558,7 @@ impl Bars {
             multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
         let overall = multi.add(progress::bar(total, "inputs".into(), "inputs"));
-        Bars { multi, overall, inputs: Arc::default(), terminal }
+        Bars { multi, overall, inputs: Arc::default(), feed_events: Arc::default(), feeds: Arc::default(), terminal }
     }
 
     fn update(&self, event: Progress<'_>) {
@@ -500,6 +578,10 @@ impl Bars {
                 if let Some(bar) = inputs.remove(&id) {
                     bar.finish_and_clear();
                 }
+                // A feed's connections come and go: their events say so.
+                if self.feeds.lock().unwrap_or_else(|p| p.into_inner()).contains(input) {
+                    return;
+                }
                 self.overall.inc(1);
                 if !self.terminal {
                     match failure {
@@ -507,6 +589,22 @@ impl Bars {
                         None => eprintln!("mudar extract: {input}: decoded"),
                     }
                 }
+            }
+            Progress::Feed { input, event } => {
+                self.feeds.lock().unwrap_or_else(|p| p.into_inner()).insert(input.to_owned());
+                let why = event.message.as_deref().or(event.reason.as_deref()).map(|w| format!(": {w}"));
+                let wait = event.backoff_s.map(|s| format!(", next attempt in {s:.1} s")).unwrap_or_default();
+                let line = format!(
+                    "mudar extract: {input}: {} (connection {}){}{wait}",
+                    event.event.replace('_', " "),
+                    event.connection,
+                    why.unwrap_or_default()
+                );
+                match self.terminal {
+                    true => self.multi.suspend(|| eprintln!("{line}")),
+                    false => eprintln!("{line}"),
+                }
+                self.feed_events.lock().unwrap_or_else(|p| p.into_inner()).push((input.to_owned(), event.clone()));
             }
         }
     }
