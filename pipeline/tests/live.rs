@@ -293,6 +293,35 @@ fn a_live_feed_is_committed_window_by_window_and_restarts_append() {
     assert_eq!(committed_frames, total as u64, "every committed window reads back, nothing else");
     // The killed run never wrote its media row; the two clean runs did.
     assert_eq!(tables["media"].as_array().unwrap().len(), 2);
+
+    // Compaction of the windows' small files, while DuckDB and pyarrow read the table.
+    let parquet_files = |table: &str| {
+        std::fs::read_dir(store.join(table))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "parquet"))
+            .count()
+    };
+    let before = parquet_files("video_frames");
+    let stop = dir.path().join("stop-reading");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_while_compacting.py");
+    let reader = Command::new(common::python())
+        .arg(script)
+        .args([store.to_str().unwrap(), "video_frames", &total.to_string(), stop.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let compact = mudar(&["store", "compact", store.to_str().unwrap(), "--json"]);
+    assert!(compact.status.success(), "{}", String::from_utf8_lossy(&compact.stderr));
+    std::fs::write(&stop, "").unwrap();
+    let read = reader.wait_with_output().unwrap();
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let reads: Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert!(reads["reads"].as_u64().unwrap() > 0, "{reads}");
+    let after = parquet_files("video_frames");
+    assert!(after < before && after >= 1, "{before} files became {after}");
+    assert_eq!(read_store(&store), tables, "compaction changes no row");
 }
 
 /// `mudar extract` on a feed, its stderr read as it comes (for the metrics address and events).

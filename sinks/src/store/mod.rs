@@ -60,6 +60,8 @@
 //! concerned: its uncommitted segments are rolled back by the next recovery.
 
 mod claims;
+mod compact;
+mod generations;
 mod lease;
 mod manifest;
 mod recover;
@@ -73,6 +75,8 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use claims::{Busy, Claimed, RUNS_DIR, RunClaim, claim_inputs};
+pub use compact::{COMPACTOR, Compaction, compact};
+pub use generations::GENERATIONS_DIR;
 pub use lease::{Holder, Lease, held_by, lease, try_lease};
 pub use manifest::{CommittedFile, CommittedInput, ManifestEntry, Window};
 pub use recover::{Recovery, committed_inputs, input_configs, pending_recovery, read_manifests, recover};

@@ -3,9 +3,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use super::generations::TablesLock;
 use super::lease::{Holder, try_lease};
 use super::manifest::{Manifest, ManifestEntry};
-use super::{MANIFEST_DIR, PartName, StoreError, manifest_path, sync_dir};
+use super::{MANIFEST_DIR, PartName, StoreError, check_name, manifest_path, sync_dir};
 
 /// What [`recover`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -111,6 +112,7 @@ fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recov
         }
     }
 
+    let _adding = if dry_run { None } else { Some(TablesLock::shared(root)?) };
     let mut touched = BTreeSet::new();
     for dir in table_dirs(root)? {
         for entry in std::fs::read_dir(&dir).map_err(StoreError::io(&dir))? {
@@ -168,8 +170,10 @@ fn writer_names(root: &Path) -> Result<BTreeSet<String>, StoreError> {
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for entry in entries {
             let path = entry.map_err(StoreError::io(&dir))?.path();
-            if path.extension().is_some_and(|e| e == "lock") {
-                names.insert(writer_of_manifest(&path));
+            // Writers' leases only (not the hidden store-wide locks).
+            let name = writer_of_manifest(&path);
+            if path.extension().is_some_and(|e| e == "lock") && check_name("writer", &name).is_ok() {
+                names.insert(name);
             }
         }
     }

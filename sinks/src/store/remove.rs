@@ -10,6 +10,7 @@ use arrow_select::filter::filter_record_batch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::generations::TablesLock;
 use super::lease::{Holder, lease};
 use super::manifest::{self, CommittedFile, Manifest, ManifestEntry};
 use super::recover::read_manifests;
@@ -17,7 +18,7 @@ use super::writer::{StoreConfig, writer_properties};
 use super::{StoreError, final_name, manifest_path, segment_name, sync_dir, temp_name};
 
 /// The writer name removals commit under.
-const REMOVER: &str = "remove";
+pub(super) const REMOVER: &str = "remove";
 
 /// What [`remove_inputs`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,6 +55,7 @@ pub fn remove_inputs(root: &Path, inputs: &BTreeSet<String>, config: &StoreConfi
         removal.removed.extend(hit.iter().map(|i| i.to_string()));
         let segment = segment_name(REMOVER, next_seq);
         next_seq += 1;
+        let _adding = TablesLock::shared(root)?;
         let mut files = Vec::new();
         let mut written = Vec::new();
         for file in &old.files {

@@ -673,3 +673,130 @@ fn recovery_leaves_a_live_writer_alone() {
     assert_eq!(rows(root, "frames"), expected);
     assert!(recover(root).unwrap().is_clean());
 }
+
+/// Every row of a table as a reader that lists the folder and opens what it listed sees it:
+/// through the link (`resolve` false, as pyarrow and DuckDB do) or through the generation it
+/// resolved first.
+fn read_listing(root: &Path, table: &str, resolve: bool) -> std::io::Result<Vec<String>> {
+    let dir = if resolve { std::fs::canonicalize(root.join(table))? } else { root.join(table) };
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "parquet") && !p.file_name().unwrap().to_str().unwrap().starts_with('.')
+        })
+        .collect();
+    names.sort();
+    let mut rows = Vec::new();
+    for path in names {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path)?)?.build()?;
+        for batch in reader {
+            let batch = batch.map_err(std::io::Error::other)?;
+            for row in 0..batch.num_rows() {
+                rows.push(batch.columns().iter().map(|c| cell(c, row)).collect::<Vec<_>>().join("|"));
+            }
+        }
+    }
+    rows.sort();
+    Ok(rows)
+}
+
+#[test]
+fn compaction_merges_small_windows_and_readers_never_see_a_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut w =
+        StoreWriter::open(root, "w0", &tables(), StoreConfig { target_file_bytes: 1 << 30, ..small_config() }).unwrap();
+    let (a, b) = (input_name(0), input_name(1));
+    w.set_windowed(&a);
+    w.set_windowed(&b);
+    for window in 0..24u32 {
+        w.write("frames", &a, &frames(0, window * 10, window * 10 + 10)).unwrap();
+        w.write("clips", &b, &clips(1, 2)).unwrap();
+        let meta = Window { index: window as u64, ..Window::default() };
+        w.commit_window(&a, meta.clone()).unwrap();
+        w.commit_window(&b, meta).unwrap();
+    }
+    let want = (rows(root, "frames"), rows(root, "clips"));
+    assert_eq!(part_files(root, "frames").len(), 24);
+    let configs = input_configs(root).unwrap();
+
+    // Readers list and read the table over and over while compactions run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = [false, true]
+        .into_iter()
+        .map(|resolve| {
+            let (root, stop, want) = (root.to_owned(), stop.clone(), want.0.clone());
+            std::thread::spawn(move || {
+                let (mut reads, mut errors) = (0, 0);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match read_listing(&root, "frames", resolve) {
+                        Ok(rows) => {
+                            assert_eq!(rows, want, "a reader saw other rows (resolved: {resolve})");
+                            reads += 1;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => errors += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                (reads, errors)
+            })
+        })
+        .collect();
+    // A live writer goes on beside: its open window survives the compaction.
+    w.write("frames", &a, &frames(0, 240, 250)).unwrap();
+    // Two passes: small target first (several groups), then everything into one file.
+    let first = compact(root, 2 * std::fs::metadata(&part_files(root, "frames")[0]).unwrap().len() * 4, 100).unwrap();
+    assert!(first.segments_after >= 2 && first.segments_before > first.segments_after, "{first:?}");
+    let second = compact(root, 1 << 30, 100).unwrap();
+    assert!(second.segments_after >= 1, "{second:?}");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        let (reads, _errors) = reader.join().unwrap();
+        assert!(reads > 0);
+    }
+    assert_eq!(part_files(root, "frames").len(), 1);
+    assert_eq!((rows(root, "frames"), rows(root, "clips")), want);
+    assert_eq!(input_configs(root).unwrap(), configs);
+    let windows =
+        read_manifests(root).unwrap().iter().flat_map(|e| e.inputs.clone()).filter(|i| i.window.is_some()).count();
+    assert_eq!(windows, 48, "every window's manifest entry is kept");
+    assert!(recover(root).unwrap().is_clean());
+    // The generation readers might still be in stays until the next compaction; older ones go.
+    let current = std::fs::read_link(root.join("frames")).unwrap();
+    let n: u64 = current.to_str().unwrap().rsplit(".g").next().unwrap().parse().unwrap();
+    assert!(n >= 3, "{current:?}");
+    assert!(root.join(GENERATIONS_DIR).join(format!("frames.g{}", n - 1)).is_dir());
+    assert!(!root.join(GENERATIONS_DIR).join(format!("frames.g{}", n - 2)).exists());
+
+    // The live writer's window, open across both swaps, commits into the current generation.
+    w.commit_window(&a, Window { index: 24, ..Window::default() }).unwrap();
+    assert_eq!(rows(root, "frames").len(), want.0.len() + 10);
+    drop(w);
+    // Removing an input from the compacted store leaves exactly the other's rows.
+    remove_inputs(root, &[a.clone()].into(), &small_config()).unwrap();
+    assert!(rows(root, "frames").is_empty());
+    assert_eq!(rows(root, "clips"), want.1);
+    assert!(recover(root).unwrap().is_clean());
+}
+
+#[test]
+fn a_store_from_before_generations_is_converted_by_its_first_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // Plain table folders, as stores were made before.
+    for (table, _) in tables() {
+        std::fs::create_dir_all(root.join(table)).unwrap();
+    }
+    clean_run(root, 0..8);
+    assert!(read_manifests(root).unwrap().len() >= 2);
+    assert!(std::fs::symlink_metadata(root.join("frames")).unwrap().is_dir());
+    let want = rows(root, "frames");
+    let done = compact(root, 1 << 30, 100).unwrap();
+    assert_eq!(done.segments_after, 1, "{done:?}");
+    assert!(std::fs::symlink_metadata(root.join("frames")).unwrap().file_type().is_symlink());
+    assert_eq!(rows(root, "frames"), want);
+    assert!(recover(root).unwrap().is_clean());
+}

@@ -11,6 +11,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
+use super::generations::{self, TablesLock};
 use super::lease::{self, Holder, Lease};
 use super::manifest::{self, CommittedFile, CommittedInput, Manifest, ManifestEntry, Window};
 use super::recover::{Recovery, recover_writer};
@@ -151,8 +152,10 @@ impl StoreWriter {
             }
         }
         let new_root = !root.exists();
-        for dir in by_name.keys().map(|t| root.join(t)).chain([root.join(MANIFEST_DIR)]) {
-            std::fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
+        let manifests = root.join(MANIFEST_DIR);
+        std::fs::create_dir_all(&manifests).map_err(StoreError::io(&manifests))?;
+        for table in by_name.keys() {
+            generations::ensure_table(root, table)?;
         }
         sync_dir(root)?;
         if new_root && let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -308,6 +311,7 @@ impl StoreWriter {
     /// window).
     pub fn flush_and_discard(&mut self) -> Result<Vec<String>, StoreError> {
         self.flush()?;
+        let _adding = TablesLock::shared(&self.root)?;
         let mut discarded = Vec::new();
         for (_, segment) in std::mem::take(&mut self.segments) {
             discarded.extend(segment.inputs.into_keys());
@@ -393,6 +397,7 @@ impl StoreWriter {
             std::collections::btree_map::Entry::Vacant(slot) => {
                 let dir = self.root.join(table);
                 let temp = dir.join(temp_name(&segment.name));
+                let _adding = TablesLock::shared(&self.root)?;
                 let file = File::create(&temp).map_err(StoreError::io(&temp))?;
                 let props = writer_properties(&self.config, table, &segment.name);
                 let writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(StoreError::parquet(&temp))?;
@@ -459,6 +464,7 @@ impl StoreWriter {
         super::tests::inject_after_append(self.fail_point)?;
 
         self.files_committed += renames.len() as u64;
+        let _adding = TablesLock::shared(&self.root)?;
         let mut dirs = BTreeSet::new();
         for (temp, final_path) in renames {
             std::fs::rename(&temp, &final_path).map_err(StoreError::io(&temp))?;

@@ -12,6 +12,7 @@ mod motion;
 mod music;
 mod probe;
 mod progress;
+mod store;
 mod synth;
 mod train;
 
@@ -40,6 +41,7 @@ enum Command {
     Synth(synth::Args),
     Train(train::Args),
     Eval(eval::Args),
+    Store(store::Args),
     Info(info::Args),
 }
 
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => synth::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Store(args) => store::run(args),
         Command::Info(args) => info::run(args),
     };
     match result {
