@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what mudar needs to build and run, idempotently; fast when all is there.
-#   - Debian packages: GStreamer 1.22 (dev headers, plugins base/good/bad/ugly, libav),
-#     pkg-config, and sonic-pi-samples (CC0 drum loops used by tests).
+#   - Debian packages: GStreamer 1.22 (dev headers, plugins base/good/bad/ugly, libav, the RTSP
+#     server library the live-feed tests serve from), pkg-config, and sonic-pi-samples (CC0 drum
+#     loops used by tests).
 #   - .venv/: a project-local Python with the PyPI torch==2.11.0 wheel, whose libtorch
 #     the `tch` crate links against (LIBTORCH_USE_PYTORCH=1).
 #   - with --test: the Python packages the tests compare against (scripts/requirements-test.txt).
@@ -21,6 +22,7 @@ apt_packages=(
   gstreamer1.0-plugins-ugly
   gstreamer1.0-libav
   gstreamer1.0-tools
+  libgstrtspserver-1.0-dev
   sonic-pi-samples
 )
 

@@ -40,6 +40,8 @@ pub enum ErrorKind {
     Stalled(Duration),
     #[error("GStreamer failed: {0}")]
     Gstreamer(String),
+    #[error("abandoned: the run is stopping")]
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -57,6 +59,7 @@ impl ErrorKind {
             ErrorKind::MissingPlugin(_) => "missing_plugin",
             ErrorKind::Stalled(_) => "stalled",
             ErrorKind::Gstreamer(_) => "gstreamer",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 

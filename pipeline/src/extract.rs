@@ -233,6 +233,7 @@ pub fn run(
     }
     let claim = claim.lock().unwrap_or_else(|p| p.into_inner()).take();
     report.busy = claim.map(|c| c.busy).unwrap_or_default();
+    crate::source::join_teardowns(std::time::Duration::from_secs(5));
     Ok(report)
 }
 

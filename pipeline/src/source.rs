@@ -113,6 +113,9 @@ pub struct SourceConfig {
     pub live_frames: usize,
     /// Latency a network source (RTSP, SRT: any with a `latency` property) buffers for, ms.
     pub latency_ms: Option<u32>,
+    /// Once set, a live source still waiting for its first packets gives up at once
+    /// ([`ErrorKind::Cancelled`]): how a stopping run ends a connection attempt.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for SourceConfig {
@@ -127,6 +130,7 @@ impl Default for SourceConfig {
             connect_timeout: Duration::from_secs(30),
             live_frames: 8,
             latency_ms: None,
+            cancel: None,
         }
     }
 }
@@ -523,6 +527,12 @@ impl MediaSource {
             if left.is_zero() {
                 break;
             }
+            if self.config.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                self.stalled = true;
+                return Err(ErrorKind::Cancelled.at(&self.input));
+            }
+            // Short waits, to see a cancel soon.
+            let left = left.min(Duration::from_millis(100));
             let packet = select! {
                 recv(data) -> packet => packet.ok(),
                 recv(live_video) -> packet => packet.ok(),
@@ -738,11 +748,32 @@ impl MediaSource {
         if self.stalled {
             // A thread stuck in a read that never returns would block the
             // state change: tear down in the background so the caller never hangs.
-            std::thread::spawn(move || pipeline.set_state(gst::State::Null));
+            let teardown = std::thread::spawn(move || {
+                let _ = pipeline.set_state(gst::State::Null);
+            });
+            TEARDOWNS.lock().unwrap_or_else(|p| p.into_inner()).push(teardown);
         } else {
             let _ = pipeline.set_state(gst::State::Null);
         }
     }
+}
+
+/// Pipelines being torn down in the background (see `MediaSource::stop`).
+static TEARDOWNS: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Waits, up to `patience`, for the pipelines of stalled sources to finish tearing down: call
+/// it before the process exits, since some network libraries (libsrt) break when their
+/// static state goes while a pipeline still uses it. Returns how many are still going.
+pub fn join_teardowns(patience: Duration) -> usize {
+    let deadline = Instant::now() + patience;
+    let mut teardowns = std::mem::take(&mut *TEARDOWNS.lock().unwrap_or_else(|p| p.into_inner()));
+    while !teardowns.is_empty() && Instant::now() < deadline {
+        teardowns.retain(|t| !t.is_finished());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = teardowns.len();
+    TEARDOWNS.lock().unwrap_or_else(|p| p.into_inner()).extend(teardowns);
+    left
 }
 
 /// What [`MediaSource::poll`] found.

@@ -491,3 +491,174 @@ fn a_lost_feed_reconnects_and_its_rows_go_on() {
     assert_eq!(media.len(), 3);
     assert_eq!(media.iter().filter(|m| m["error_kind"] == "stalled").count(), 2);
 }
+
+/// Runs `mudar extract` on `feed` until two windows with frames are committed, stops it, and
+/// checks what a store of a live feed holds.
+fn ingest_briefly(feed: &str, store: &Path, extra: &[&str]) -> Value {
+    let run = LiveRun::start(feed, store, extra);
+    wait_for("two windows with frames", || windows(store).iter().filter(|w| w.2 > 0).count() >= 2);
+    let summary = run.stop();
+    assert_eq!((summary["committed"].as_u64(), summary["failed"].as_u64()), (Some(1), Some(0)), "{summary}");
+    let tables = read_store(store);
+    let frames = tables["video_frames"].as_array().unwrap();
+    assert!(frames.len() >= 8, "{feed}: {} frames", frames.len());
+    assert!(frames.iter().all(|r| r["capture_time"].is_string() && r["connection"] == 0), "{feed}");
+    assert!(!tables["audio_frames"].as_array().unwrap().is_empty(), "{feed}: audio");
+    let events = feed_events(store);
+    assert_eq!(events.first().map(|e| e.1.as_str()), Some("connected"), "{events:?}");
+    assert_eq!(events.last().map(|e| e.1.as_str()), Some("stopped"), "{events:?}");
+    tables
+}
+
+/// The launch line of a live test pattern with a ticking tone, H.264 and AAC, into `sink`.
+fn sender_line(sink: &str) -> String {
+    format!(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=24/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=24 ! h264parse config-interval=-1 {sink} \
+         audiotestsrc is-live=true wave=ticks ! audioconvert ! avenc_aac ! aacparse"
+    )
+}
+
+fn gst_launch(line: &str) -> Running {
+    let child = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(line.split_whitespace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0");
+    Running(Some(child))
+}
+
+#[test]
+fn an_srt_feed_is_ingested() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    // MPEG-TS in 7-packet messages (1316 bytes), as SRT senders send it; mudar calls in.
+    let sink = format!("! mpegtsmux alignment=7 name=mux ! srtsink uri=srt://127.0.0.1:{port}?mode=listener");
+    let _sender = gst_launch(&format!("{} ! mux.", sender_line(&sink)));
+    ingest_briefly(&format!("srt://127.0.0.1:{port}"), &dir.path().join("store"), &[]);
+}
+
+/// A folder served over HTTP on loopback (what an HLS origin is), until dropped.
+struct HttpFolder {
+    server: std::sync::Arc<tiny_http::Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpFolder {
+    fn serve(folder: PathBuf) -> (HttpFolder, u16) {
+        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let port = server.server_addr().to_ip().unwrap().port();
+        let serving = server.clone();
+        let thread = std::thread::spawn(move || {
+            for request in serving.incoming_requests() {
+                let path = folder.join(request.url().trim_start_matches('/'));
+                let _ = match std::fs::read(&path) {
+                    Ok(bytes) => request.respond(tiny_http::Response::from_data(bytes)),
+                    Err(_) => request.respond(tiny_http::Response::empty(404)),
+                };
+            }
+        });
+        (HttpFolder { server, thread: Some(thread) }, port)
+    }
+}
+
+impl Drop for HttpFolder {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn an_hls_feed_is_ingested() {
+    let dir = tempfile::tempdir().unwrap();
+    let hls = dir.path().join("hls");
+    std::fs::create_dir_all(&hls).unwrap();
+    let (segments, playlist) = (hls.join("segment%05d.ts"), hls.join("live.m3u8"));
+    let sink = format!(
+        "! hlssink2 name=h target-duration=1 playlist-length=6 max-files=12 location={} playlist-location={}",
+        segments.display(),
+        playlist.display()
+    );
+    let _sender = gst_launch(&format!("{} ! h.audio", sender_line(&sink)));
+    let (_origin, port) = HttpFolder::serve(hls);
+    wait_for("the playlist's first segments", || {
+        std::fs::read_to_string(&playlist).is_ok_and(|p| p.matches("#EXTINF").count() >= 2)
+    });
+    ingest_briefly(&format!("http://127.0.0.1:{port}/live.m3u8"), &dir.path().join("store"), &[]);
+}
+
+/// An RTSP server in this process (gst-rtsp-server), serving the test pattern at `/live`.
+struct RtspServer {
+    main_loop: glib::MainLoop,
+    server: gst_rtsp_server::RTSPServer,
+    thread: Option<std::thread::JoinHandle<()>>,
+    port: u16,
+}
+
+use gst_rtsp_server::glib;
+use gst_rtsp_server::prelude::*;
+
+impl RtspServer {
+    /// Serves on `port` (0: a free one).
+    fn start(port: u16) -> RtspServer {
+        mudar_pipeline::init().unwrap();
+        let context = glib::MainContext::new();
+        let server = gst_rtsp_server::RTSPServer::new();
+        server.set_address("127.0.0.1");
+        server.set_service(&port.to_string());
+        let factory = gst_rtsp_server::RTSPMediaFactory::new();
+        factory.set_launch(
+            "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=24/1 \
+             ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=24 ! rtph264pay name=pay0 pt=96 \
+             audiotestsrc is-live=true wave=ticks ! audioconvert ! avenc_aac ! rtpmp4gpay name=pay1 pt=97 )",
+        );
+        factory.set_shared(true);
+        server.mount_points().unwrap().add_factory("/live", factory);
+        server.attach(Some(&context)).unwrap();
+        let port = server.bound_port() as u16;
+        let main_loop = glib::MainLoop::new(Some(&context), false);
+        let running = main_loop.clone();
+        let thread = std::thread::spawn(move || running.run());
+        RtspServer { main_loop, server, thread: Some(thread), port }
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        // Its clients go with it, as with a server that dies.
+        self.server.client_filter(Some(&mut |_, _| gst_rtsp_server::RTSPFilterResult::Remove));
+        self.main_loop.quit();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn an_rtsp_feed_is_ingested_and_follows_its_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let server = RtspServer::start(0);
+    let feed = format!("rtsp://127.0.0.1:{}/live", server.port);
+    let fast = ["--stall-timeout", "2", "--connect-timeout", "3", "--max-backoff", "1"];
+    let run = LiveRun::start(&feed, &store, &fast);
+    wait_for("rows of connection 0", || has_rows(&store, 0));
+    // The server goes away, then comes back on the same port.
+    let port = server.port;
+    drop(server);
+    wait_for("the loss", || run.said("disconnected (connection 0)"));
+    let _server = RtspServer::start(port);
+    wait_for("rows of connection 1", || has_rows(&store, 1));
+    let summary = run.stop();
+    assert_eq!(summary["failed"].as_u64(), Some(0), "{summary}");
+    let tables = read_store(&store);
+    let frames = tables["video_frames"].as_array().unwrap();
+    assert!(frames.iter().any(|r| r["connection"] == 0) && frames.iter().any(|r| r["connection"] == 1));
+    let connected: Vec<u64> = feed_events(&store).iter().filter(|e| e.1 == "connected").map(|e| e.0).collect();
+    assert_eq!(&connected[..2], [0, 1]);
+}

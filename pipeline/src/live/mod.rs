@@ -13,6 +13,8 @@
 pub mod events;
 pub mod metrics;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -87,7 +89,7 @@ pub enum FeedOutput {
 
 enum State {
     /// An attempt runs in the background.
-    Connecting(Receiver<Result<MediaSource, MediaError>>),
+    Connecting(Attempt),
     Up {
         source: MediaSource,
         stream: StreamId,
@@ -95,6 +97,23 @@ enum State {
     /// Down, trying again at this instant.
     Waiting(Instant),
     Ended,
+}
+
+/// A connection attempt on a thread of its own.
+struct Attempt {
+    result: Receiver<Result<MediaSource, MediaError>>,
+    cancel: Arc<AtomicBool>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Attempt {
+    /// Abandons the attempt and waits for its thread (a live source notices within a tenth of
+    /// a second), so no pipeline outlives the feed.
+    fn abandon(self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        drop(self.result);
+        let _ = self.thread.join();
+    }
 }
 
 /// One live input across its connections (see the module docs).
@@ -117,6 +136,14 @@ pub struct Feed {
 impl std::fmt::Debug for Feed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Feed").field("input", &self.input).field("connection", &self.connection).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if let State::Connecting(attempt) = std::mem::replace(&mut self.state, State::Ended) {
+            attempt.abandon();
+        }
     }
 }
 
@@ -170,7 +197,7 @@ impl Feed {
         match std::mem::replace(&mut self.state, State::Ended) {
             State::Ended => 0,
             State::Connecting(attempt) => {
-                match attempt.try_recv() {
+                match attempt.result.try_recv() {
                     Ok(Ok(source)) => self.connected(source, out),
                     Ok(Err(error)) => self.lost(None, Some(error), "connect_failed", out),
                     Err(TryRecvError::Empty) => self.state = State::Connecting(attempt),
@@ -222,8 +249,10 @@ impl Feed {
             State::Up { source, .. } => source.dropped_frames(),
             _ => 0,
         };
-        if let State::Up { stream, .. } = std::mem::replace(&mut self.state, State::Ended) {
-            out(FeedOutput::Closed { stream, error: None });
+        match std::mem::replace(&mut self.state, State::Ended) {
+            State::Up { stream, .. } => out(FeedOutput::Closed { stream, error: None }),
+            State::Connecting(attempt) => attempt.abandon(),
+            State::Waiting(_) | State::Ended => {}
         }
         let mut event = self.event("stopped", None, None);
         event.frames_dropped = dropped;
@@ -233,13 +262,15 @@ impl Feed {
     /// Starts an attempt in the background.
     fn connect(&mut self) {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let (input, config) = (self.input.clone(), self.config.clone());
+        let cancel = Arc::new(AtomicBool::new(false));
+        let config = SourceConfig { cancel: Some(cancel.clone()), ..self.config.clone() };
+        let input = self.input.clone();
         let spawned = thread::Builder::new().name(format!("connect {}", self.input)).spawn(move || {
             // Nobody waits any more when the feed was stopped meanwhile: the source just goes.
             let _ = tx.send(MediaSource::open(&input, &config));
         });
         self.state = match spawned {
-            Ok(_) => State::Connecting(rx),
+            Ok(thread) => State::Connecting(Attempt { result: rx, cancel, thread }),
             // No thread to spare: try again later.
             Err(_) => State::Waiting(Instant::now() + self.policy.initial_backoff),
         };
