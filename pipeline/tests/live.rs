@@ -662,3 +662,44 @@ fn an_rtsp_feed_is_ingested_and_follows_its_server_restart() {
     let connected: Vec<u64> = feed_events(&store).iter().filter(|e| e.1 == "connected").map(|e| e.0).collect();
     assert_eq!(&connected[..2], [0, 1]);
 }
+
+/// Resident memory of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A graph slower than its feed (1024² frames at 30 fps through DIS flow, more than these cores
+/// do in real time): frames are dropped at the source and counted, the audio is kept whole,
+/// windows go on committing, and memory stays flat.
+#[test]
+fn a_graph_slower_than_its_feed_drops_frames_and_stays_flat() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let _sender = udp_sender(port);
+    let store = dir.path().join("store");
+    let heavy = ["--fps", "30", "--size", "1024", "--metrics", "127.0.0.1:0"];
+    let run = LiveRun::start(&format!("udp://127.0.0.1:{port}"), &store, &heavy);
+    let pid = run.run.0.as_ref().unwrap().id();
+    let with_frames = |n: usize| windows(&store).iter().filter(|w| w.2 > 0).count() >= n;
+    wait_for("three windows", || with_frames(3));
+    let early = rss_kib(pid);
+    wait_for("nine windows", || with_frames(9));
+    let late = rss_kib(pid);
+    assert!(late < early + early / 4 + 32 * 1024, "memory grew from {early} KiB to {late} KiB");
+    assert!(run.metric("mudar_feed_frames_dropped_total{") > 0.0, "{}", run.metrics());
+    let summary = run.stop();
+    let dropped: u64 =
+        summary["feed_events"].as_array().unwrap().iter().map(|e| e["frames_dropped"].as_u64().unwrap()).sum();
+    assert!(dropped > 0, "{summary}");
+
+    // The audio is whole: an envelope frame every 32 ms of the span its rows cover.
+    let tables = read_store(&store);
+    let mut audio: Vec<f64> =
+        tables["audio_frames"].as_array().unwrap().iter().map(|r| r["time_s"].as_f64().unwrap()).collect();
+    audio.sort_by(f64::total_cmp);
+    let span = audio.last().unwrap() - audio.first().unwrap();
+    let expected = span / (512.0 / 16_000.0);
+    assert!(audio.len() as f64 >= 0.98 * expected, "{} audio frames over {span:.1} s", audio.len());
+}

@@ -23,6 +23,11 @@ use crate::source::{MediaSource, Packet, Poll, SourceConfig};
 /// How long the loop sleeps when its only inputs are live feeds with nothing new.
 const IDLE_WAIT: Duration = Duration::from_millis(5);
 
+/// Audio chunks a feed holds for the graph (about 20 s of audio, under 2 MB): a feed's frames
+/// are dropped when the graph is behind, its audio is not, so it must wait out the frames'
+/// work. Each epoch takes all of it.
+const FEED_AUDIO_CHUNKS: usize = 1024;
+
 /// How the sources feed the graph.
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
@@ -178,7 +183,11 @@ impl Driver {
         while i < self.pending.len() {
             if self.is_feed(&self.pending[i].1) {
                 let (id, input) = self.pending.remove(i).expect("in range");
-                let config = SourceConfig { live: Some(true), ..self.config.source.clone() };
+                let config = SourceConfig {
+                    live: Some(true),
+                    capacity: self.config.source.capacity.max(FEED_AUDIO_CHUNKS),
+                    ..self.config.source.clone()
+                };
                 // A camera or server that ends its stream has gone away; a playlist or a file
                 // taken as live has ended.
                 let reconnect_on_eos = crate::input::is_feed(&input) && !input.contains(".m3u8");
@@ -221,11 +230,13 @@ impl Driver {
             true
         });
         let metrics = self.config.metrics.clone();
+        let config_frames = self.config.source.live_frames;
         self.feeds.retain_mut(|slot| {
             let input = slot.feed.input().to_owned();
             let mut frames = 0;
             let mut stream = slot.stream;
-            let fed = slot.feed.step(per_epoch, &mut |output| {
+            // All a feed has: its frames are few (the newest, the rest dropped), its audio cheap.
+            let fed = slot.feed.step(FEED_AUDIO_CHUNKS + config_frames, &mut |output| {
                 match &output {
                     FeedOutput::Connected { stream: id, .. } => stream = Some(*id),
                     FeedOutput::Closed { .. } => stream = None,
