@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a sample it makes itself: installs what is missing, builds
 # mudar, renders synthetic dances into ./sample (MP4, WebM, MKV, and a WAV),
-# probes them, extracts a feature store and cuts each video into the paper's
-# 8 s clip. `--dev` builds with the dev profile instead of release (what CI
+# probes them, extracts a feature store, cuts each video into the paper's 8 s
+# clip, and ingests a live feed: one of the dances streamed as MPEG-TS over UDP
+# on loopback for 12 s, committed every 2 s while it plays. `--dev` builds with the dev profile instead of release (what CI
 # does after the tests, reusing their build).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,3 +40,20 @@ ls sample-store/*/
 
 echo "== the paper's 8 s clip of each video (examples/examples/ingest.rs)" >&2
 $out/examples/ingest sample/*.mp4 sample/*.webm sample/*.mkv
+
+echo "== mudar extract on a live feed: a dance streamed over UDP on loopback (sample-live/)" >&2
+rm -rf sample-live
+port=$((20000 + RANDOM % 20000))
+dance=$(ls sample/*.mp4 | head -n 1)
+gst-launch-1.0 -q filesrc location="$dance" ! decodebin name=d \
+    d. ! queue ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=24 ! h264parse config-interval=-1 \
+    ! mpegtsmux alignment=7 name=mux ! udpsink host=127.0.0.1 port=$port sync=true \
+    d. ! queue ! audioconvert ! avenc_aac ! aacparse ! mux. &
+sender=$!
+$mudar extract udp://127.0.0.1:$port --out sample-live --commit-interval 2 &
+ingest=$!
+wait $sender
+sleep 1
+kill -TERM $ingest
+wait $ingest
+ls sample-live/*/

@@ -46,14 +46,18 @@ pub struct DriverConfig {
 /// What happened to an input, for progress reports.
 #[derive(Clone, Debug)]
 pub enum Progress<'a> {
+    /// `live`: a live connection (a feed's, or a source GStreamer finds live).
     Opened {
         id: StreamId,
         input: &'a str,
         duration_s: Option<f64>,
+        live: bool,
     },
+    /// How far an input has got: media time, and a live packet's capture time (µs, UTC).
     Position {
         id: StreamId,
         seconds: f64,
+        capture_us: Option<i64>,
     },
     Closed {
         id: StreamId,
@@ -214,7 +218,8 @@ impl Driver {
                 match next {
                     Some(Ok(packet)) => {
                         sent += 1;
-                        progress(Progress::Position { id: open.id, seconds: packet.pts().as_secs_f64() });
+                        let (seconds, capture_us) = (packet.pts().as_secs_f64(), packet.capture_us());
+                        progress(Progress::Position { id: open.id, seconds, capture_us });
                         events.send((open.id, packet_event(packet)));
                     }
                     Some(Err(error)) => {
@@ -290,14 +295,14 @@ impl Driver {
                         start_s: source.first_pts().map_or(0.0, |t| t.as_secs_f64()),
                     }),
                 };
-                progress(Progress::Opened { id, input: &input, duration_s: opened.duration_s });
+                progress(Progress::Opened { id, input: &input, duration_s: opened.duration_s, live });
                 events.send((id, Event::Opened(opened)));
                 self.open.push(Open { id, input, source, live });
             }
             Err(error) => {
                 let opened =
                     Opened { input: input.clone(), duration_s: None, has_audio: false, has_video: false, live: None };
-                progress(Progress::Opened { id, input: &input, duration_s: None });
+                progress(Progress::Opened { id, input: &input, duration_s: None, live: false });
                 events.send((id, Event::Opened(opened)));
                 close(events, id, &input, Some(error), progress);
             }
@@ -316,11 +321,12 @@ fn packet_event(packet: Packet) -> Event {
 fn feed_output(events: &mut EventInput, input: &str, output: FeedOutput, progress: &mut dyn FnMut(Progress<'_>)) {
     match output {
         FeedOutput::Connected { stream, opened } => {
-            progress(Progress::Opened { id: stream, input, duration_s: None });
+            progress(Progress::Opened { id: stream, input, duration_s: None, live: true });
             events.send((stream, Event::Opened(opened)));
         }
         FeedOutput::Packet { stream, packet } => {
-            progress(Progress::Position { id: stream, seconds: packet.pts().as_secs_f64() });
+            let (seconds, capture_us) = (packet.pts().as_secs_f64(), packet.capture_us());
+            progress(Progress::Position { id: stream, seconds, capture_us });
             events.send((stream, packet_event(packet)));
         }
         FeedOutput::Closed { stream, error } => close(events, stream, input, error, progress),

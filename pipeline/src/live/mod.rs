@@ -291,7 +291,11 @@ impl Feed {
         };
         let mut event = self.event("connected", None, None);
         if let Some(since) = self.down_since.take() {
-            event.message = Some(format!("after {:.1} s down", since.elapsed().as_secs_f64()));
+            let seconds = since.elapsed().as_secs_f64();
+            event.message = Some(match self.connection {
+                0 => format!("in {seconds:.1} s"),
+                _ => format!("after {seconds:.1} s down"),
+            });
         }
         self.failures = 0;
         out(FeedOutput::Connected { stream, opened });

@@ -547,7 +547,32 @@ struct Bars {
     inputs: Arc<Mutex<HashMap<u64, ProgressBar>>>,
     feed_events: Arc<Mutex<Vec<(String, FeedEventRow)>>>,
     feeds: Arc<Mutex<BTreeSet<String>>>,
+    live: Arc<Mutex<HashMap<u64, LiveLine>>>,
     terminal: bool,
+}
+
+/// How a live connection keeps up, for its progress line.
+#[derive(Default)]
+struct LiveLine {
+    /// Media time and wall-clock instant a second or so ago, to measure the rate from.
+    mark: Option<(f64, Instant)>,
+}
+
+impl LiveLine {
+    /// The line's message, about once a second: media seconds per second (1.0: keeping up)
+    /// and how far behind the capture the packets reach the graph.
+    fn advance(&mut self, seconds: f64, capture_us: i64) -> Option<String> {
+        let (then_s, then) = *self.mark.get_or_insert((seconds, Instant::now()));
+        let elapsed = then.elapsed().as_secs_f64();
+        if elapsed < 1.0 {
+            return None;
+        }
+        self.mark = Some((seconds, Instant::now()));
+        let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros();
+        // The pipeline's clock and the system's may differ by a few milliseconds.
+        let behind = ((now_us as i64 - capture_us) as f64 / 1e6).max(0.0);
+        Some(format!("{:.2}× real time, {behind:.1} s behind capture", (seconds - then_s) / elapsed))
+    }
 }
 
 impl Bars {
@@ -558,26 +583,48 @@ impl Bars {
             multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
         let overall = multi.add(progress::bar(total, "inputs".into(), "inputs"));
-        Bars { multi, overall, inputs: Arc::default(), feed_events: Arc::default(), feeds: Arc::default(), terminal }
+        Bars {
+            multi,
+            overall,
+            inputs: Arc::default(),
+            feed_events: Arc::default(),
+            feeds: Arc::default(),
+            live: Arc::default(),
+            terminal,
+        }
     }
 
     fn update(&self, event: Progress<'_>) {
         let mut inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
         match event {
-            Progress::Opened { id, input, duration_s } => {
+            Progress::Opened { id, input, duration_s, live: false } => {
                 let seconds = duration_s.unwrap_or(0.0).ceil() as u64;
                 let bar = self.multi.insert_before(&self.overall, progress::bar(seconds, input.to_owned(), "s"));
                 inputs.insert(id, bar);
             }
-            Progress::Position { id, seconds } => {
-                if let Some(bar) = inputs.get(&id) {
-                    bar.set_position(seconds as u64);
+            Progress::Opened { id, input, live: true, .. } => {
+                let line = self.multi.insert_before(&self.overall, progress::feed(input.to_owned()));
+                line.set_message(format!("connection {}: connected", id >> 32));
+                inputs.insert(id, line);
+                self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(id, LiveLine::default());
+            }
+            Progress::Position { id, seconds, capture_us } => {
+                let Some(bar) = inputs.get(&id) else { return };
+                let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+                match (live.get_mut(&id), capture_us) {
+                    (Some(line), Some(capture_us)) => {
+                        if let Some(message) = line.advance(seconds, capture_us) {
+                            bar.set_message(format!("connection {}: {message}", id >> 32));
+                        }
+                    }
+                    _ => bar.set_position(seconds as u64),
                 }
             }
             Progress::Closed { id, input, failure } => {
                 if let Some(bar) = inputs.remove(&id) {
                     bar.finish_and_clear();
                 }
+                self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                 // A feed's connections come and go: their events say so.
                 if self.feeds.lock().unwrap_or_else(|p| p.into_inner()).contains(input) {
                     return;
