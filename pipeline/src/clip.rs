@@ -221,6 +221,11 @@ impl<V: Clone> ClipAssembler<V> {
     /// Opens every pending clip that starts before `t`.
     fn open_until(&mut self, t: Duration) {
         if let (Some((length, stride)), Some(next)) = (self.endless, self.next_start.as_mut()) {
+            // A stream that jumps far ahead starts its clips again at the jump, rather than
+            // opening one for every stride it skipped.
+            if t > *next + length + stride {
+                *next = t.saturating_sub(stride);
+            }
             while *next < t {
                 self.spans.push_back(Span::new(*next, *next + length));
                 *next += stride;

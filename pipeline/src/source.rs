@@ -128,7 +128,7 @@ impl Default for SourceConfig {
             stall_timeout: Duration::from_secs(30),
             live: None,
             connect_timeout: Duration::from_secs(30),
-            live_frames: 8,
+            live_frames: 24,
             latency_ms: None,
             cancel: None,
         }
@@ -598,12 +598,22 @@ impl MediaSource {
         // streams" under load): no error, no preroll, ever. A local file whose
         // demuxer has announced no track by then has none it can play.
         let local_file = std::fs::metadata(&self.input).is_ok_and(|m| m.is_file());
+        let patience = match local_file {
+            true => self.config.stall_timeout.min(SILENT_DEMUXER_TIMEOUT),
+            false => self.config.stall_timeout,
+        };
+        // A source that may be cancelled waits in slices, to see the cancel soon.
+        let slice = match self.config.cancel {
+            Some(_) => patience.min(Duration::from_millis(100)),
+            None => patience,
+        };
+        let mut quiet_since = Instant::now();
         loop {
-            let wait = match local_file {
-                true => self.config.stall_timeout.min(SILENT_DEMUXER_TIMEOUT),
-                false => self.config.stall_timeout,
-            };
-            match self.control.recv_timeout(wait) {
+            let message = self.control.recv_timeout(slice);
+            if message.is_ok() {
+                quiet_since = Instant::now();
+            }
+            match message {
                 Ok(Control::Prerolled) => return Ok(missing),
                 // EOS before any data: preroll completes on EOS too, with nothing decoded.
                 Ok(Control::Eos) => return Ok(missing),
@@ -618,8 +628,14 @@ impl MediaSource {
                 }
                 Ok(Control::Warning(w)) => self.warnings.push(w),
                 Ok(Control::MissingPlugin(p)) => missing.push(p),
+                Err(_) if self.config.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) => {
+                    self.stalled = true;
+                    return Err(ErrorKind::Cancelled.at(&self.input));
+                }
+                Err(_) if quiet_since.elapsed() < patience => {}
                 Err(_) if started.elapsed() >= self.config.stall_timeout => return Err(self.stalled()),
                 Err(_) => {
+                    quiet_since = Instant::now();
                     let tracks = tracks.lock().unwrap_or_else(|p| p.into_inner());
                     let announced = tracks.audio || tracks.video || tracks.declared_audio || tracks.declared_video;
                     if !announced && missing.is_empty() {
@@ -742,6 +758,10 @@ impl MediaSource {
     }
 
     fn stop(&mut self) {
+        // Once is enough (`poll` stops a source that ended, and so does `drop`).
+        if self.data.is_none() {
+            return;
+        }
         // Unblock streaming threads stuck on a full channel before joining them.
         self.data = None;
         let pipeline = self.pipeline.clone();
@@ -751,7 +771,9 @@ impl MediaSource {
             let teardown = std::thread::spawn(move || {
                 let _ = pipeline.set_state(gst::State::Null);
             });
-            TEARDOWNS.lock().unwrap_or_else(|p| p.into_inner()).push(teardown);
+            let mut teardowns = TEARDOWNS.lock().unwrap_or_else(|p| p.into_inner());
+            teardowns.retain(|t| !t.is_finished());
+            teardowns.push(teardown);
         } else {
             let _ = pipeline.set_state(gst::State::Null);
         }

@@ -703,3 +703,46 @@ fn a_graph_slower_than_its_feed_drops_frames_and_stays_flat() {
     let expected = span / (512.0 / 16_000.0);
     assert!(audio.len() as f64 >= 0.98 * expected, "{} audio frames over {span:.1} s", audio.len());
 }
+
+/// Two feeds on two workers: each worker takes its own feed, writer and event log, as with files.
+#[test]
+fn feeds_spread_over_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_udp_port(), free_udp_port()];
+    let _senders = ports.map(udp_sender);
+    let store = dir.path().join("store");
+    let feeds = ports.map(|p| format!("udp://127.0.0.1:{p}"));
+    let args = [
+        "extract",
+        &feeds[0],
+        &feeds[1],
+        "--out",
+        store.to_str().unwrap(),
+        "--json",
+        "--commit-interval",
+        "1",
+        "-w",
+        "2",
+    ];
+    let run = spawn_mudar(&args);
+    wait_for("windows of both feeds", || {
+        let lines = manifest_lines(&store);
+        let with_frames = |feed: &str| {
+            lines
+                .iter()
+                .flat_map(|l| l["inputs"].as_array().unwrap().clone())
+                .any(|i| i["input"] == feed && i["rows"].get("video_frames").is_some())
+        };
+        with_frames(&feeds[0]) && with_frames(&feeds[1])
+    });
+    run.signal("-TERM");
+    let out = run.finish();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let writers: std::collections::BTreeSet<String> =
+        manifest_lines(&store).iter().map(|l| l["writer"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(writers, ["e0", "e1", "w0", "w1"].map(String::from).into(), "one writer and one event log per worker");
+    let tables = read_store(&store);
+    for feed in &feeds {
+        assert!(tables["video_frames"].as_array().unwrap().iter().any(|r| r["input"] == *feed), "{feed}");
+    }
+}

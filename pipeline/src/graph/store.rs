@@ -27,6 +27,9 @@ use crate::live::metrics::Metrics;
 /// takes its output).
 const LIVE_MODEL_OUTPUTS: usize = 16;
 
+/// Video rows a live stream holds for the model's outputs at most (a few clips' worth).
+const LIVE_HELD_FRAMES: usize = 1024;
+
 /// Rows buffered per table before they go to the store as one record batch.
 const BATCH_ROWS: usize = 4096;
 
@@ -75,7 +78,10 @@ struct Pending {
     clips: Vec<ClipRow>,
     model: Vec<ModelOutput>,
     media: MediaRow,
-    failures: Vec<Failure>,
+    /// The first stage failure (the input is reported failed with it).
+    failure: Option<Failure>,
+    /// What the `videos` view needs of the clips: each clip of a file, a live connection's as
+    /// one running sum (its clips never end).
     clip_facts: Vec<Fact>,
     closed: Option<(Capability<u64>, Option<Failure>)>,
     /// A live stream's next window, and the media times its rows written so far span.
@@ -180,11 +186,17 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
                                 pending.video.push(row);
                             }
                             Record::Clip(row) => {
-                                pending.clip_facts.push(Fact::clip(&row));
+                                let fact = Fact::clip(&row);
+                                match pending.is_live() {
+                                    true => Fact::add_clip(&mut pending.clip_facts, fact),
+                                    false => pending.clip_facts.push(fact),
+                                }
                                 pending.clips.push(row);
                             }
                             Record::Model(output) => pending.model.push(output),
-                            Record::Failed(failure) => pending.failures.push(failure),
+                            Record::Failed(failure) => {
+                                pending.failure.get_or_insert(failure);
+                            }
                             Record::Closed(failure) => {
                                 pending.closed = Some((time.retain_least(0).expect("output 0"), failure));
                             }
@@ -217,7 +229,12 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
                         {
                             metrics.committed_window(store.files_committed() - files);
                         }
+                        // Committed right after its last rows are written: a feed's next
+                        // connection, writing under the same input, never takes them in.
                         if complete {
+                            let (cap, closed) = pending.closed.take().expect("complete streams are closed");
+                            let report = commit(&mut store, std::mem::take(pending), closed)?;
+                            output.session(&cap).give(report);
                             done.push(id);
                         }
                     }
@@ -225,10 +242,7 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
                         last_window = Instant::now();
                     }
                     for id in done {
-                        let mut pending = streams.remove(&id).expect("listed above");
-                        let (cap, closed) = pending.closed.take().expect("complete streams are closed");
-                        let report = commit(&mut store, pending, closed)?;
-                        output.session(&cap).give(report);
+                        streams.remove(&id);
                     }
                     Ok(())
                 })();
@@ -322,9 +336,16 @@ fn annotated_rows(pending: &mut Pending) -> (Vec<VideoFrameRow>, Vec<ClipRow>) {
     let (video, rest): (Vec<_>, Vec<_>) =
         std::mem::take(&mut pending.video).into_iter().partition(|r| r.time_s <= seen_until);
     pending.video = rest;
-    let (clips, rest): (Vec<_>, Vec<_>) =
+    let (mut clips, rest): (Vec<_>, Vec<_>) =
         std::mem::take(&mut pending.clips).into_iter().partition(|c| c.visual_embedding.is_some());
     pending.clips = rest;
+    // Rows whose clip the model never took (a clip short of frames the feed dropped) are not
+    // held for ever: past a bound they go without the model's columns.
+    let mut video = video;
+    let excess = pending.video.len().saturating_sub(LIVE_HELD_FRAMES);
+    video.extend(pending.video.drain(..excess));
+    let excess = pending.clips.len().saturating_sub(LIVE_MODEL_OUTPUTS);
+    clips.extend(pending.clips.drain(..excess));
     pending.model.retain(|o| !clips.iter().any(|c| c.clip == o.clip && (c.start_s - o.start_s).abs() < 1e-6));
     let excess = pending.model.len().saturating_sub(LIVE_MODEL_OUTPUTS);
     pending.model.drain(..excess);
@@ -362,7 +383,7 @@ fn commit(store: &mut StoreWriter, pending: Pending, closed: Option<Failure>) ->
     let (window, span, capture) = (pending.window, pending.window_span, pending.capture());
     let opened = pending.opened.expect("the driver opens before it closes");
     // The source's own error first; else the first stage that failed.
-    let failure = closed.or_else(|| pending.failures.into_iter().next());
+    let failure = closed.or(pending.failure);
     let media = MediaRow {
         status: if failure.is_some() { "error" } else { "ok" }.to_owned(),
         error_kind: failure.as_ref().map(|f| f.kind.clone()),

@@ -26,10 +26,14 @@ use super::store::InputReport;
 /// totally ordered and exact, as differential's collections need.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Fact {
-    /// From `media`: duration (µs), onsets and visual beats of the whole input.
+    /// From `media`: duration (µs), onsets and visual beats of the whole input (of one
+    /// connection, for a live feed).
     Media { duration_us: Option<u64>, onsets: u64, visual_beats: u64 },
     /// From `clips`: tempo (milli-bpm) and Beat Align Score (×10⁹).
     Clip { clip: u32, tempo_mbpm: i64, beat_align_nano: Option<i64> },
+    /// Many clips at once (a live connection's, as they come): their count, the sum of their
+    /// tempos and of the scores of the `scored` ones that have one.
+    Clips { clips: u64, tempo_sum_mbpm: i64, score_sum_nano: i64, scored: u64 },
 }
 
 impl Fact {
@@ -38,6 +42,22 @@ impl Fact {
             duration_us: row.duration_s.map(|d| (d * 1e6).round() as u64),
             onsets: row.onsets,
             visual_beats: row.visual_beats,
+        }
+    }
+
+    /// Adds a clip's fact to the running sum in `facts` (one `Clips` fact at most).
+    pub fn add_clip(facts: &mut Vec<Fact>, clip: Fact) {
+        let Fact::Clip { tempo_mbpm, beat_align_nano, .. } = clip else { return };
+        if facts.is_empty() {
+            facts.push(Fact::Clips { clips: 0, tempo_sum_mbpm: 0, score_sum_nano: 0, scored: 0 });
+        }
+        if let Some(Fact::Clips { clips, tempo_sum_mbpm, score_sum_nano, scored }) = facts.first_mut() {
+            *clips += 1;
+            *tempo_sum_mbpm += tempo_mbpm;
+            if let Some(score) = beat_align_nano {
+                *score_sum_nano += score;
+                *scored += 1;
+            }
         }
     }
 
@@ -79,18 +99,31 @@ impl VideoStats {
                 continue;
             }
             match fact {
+                // A file has one media row; a live feed one per connection, which add up.
                 Fact::Media { duration_us, onsets, visual_beats } => {
                     has_media = true;
-                    stats.duration_us = *duration_us;
-                    stats.onsets = *onsets;
-                    stats.visual_beats = *visual_beats;
+                    let n = *count as u64;
+                    stats.duration_us = match (stats.duration_us, *duration_us) {
+                        (Some(a), Some(b)) => Some(a + b * n),
+                        (a, b) => a.or(b.map(|b| b * n)),
+                    };
+                    stats.onsets += *onsets * n;
+                    stats.visual_beats += *visual_beats * n;
                 }
+                Fact::Clips { clips, tempo_sum_mbpm, score_sum_nano, scored: n } => {
+                    let times = *count as i128;
+                    stats.clips += *clips * *count as u64;
+                    tempo_sum += *tempo_sum_mbpm as i128 * times;
+                    score_sum += *score_sum_nano as i128 * times;
+                    scored += *n as i128 * times;
+                }
+                // Equal clips of different connections are one fact counted as many.
                 Fact::Clip { tempo_mbpm, beat_align_nano, .. } => {
-                    stats.clips += 1;
-                    tempo_sum += *tempo_mbpm as i128;
+                    stats.clips += *count as u64;
+                    tempo_sum += *tempo_mbpm as i128 * *count as i128;
                     if let Some(score) = beat_align_nano {
-                        score_sum += *score as i128;
-                        scored += 1;
+                        score_sum += *score as i128 * *count as i128;
+                        scored += *count as i128;
                     }
                 }
             }

@@ -250,7 +250,14 @@ impl Feed {
             _ => 0,
         };
         match std::mem::replace(&mut self.state, State::Ended) {
-            State::Up { stream, .. } => out(FeedOutput::Closed { stream, error: None }),
+            State::Up { mut source, stream } => {
+                // What the source holds (up to the audio the graph had not taken yet) goes in
+                // the last window.
+                while let Poll::Ready(Some(Ok(packet))) = source.poll(Duration::ZERO) {
+                    out(FeedOutput::Packet { stream, packet });
+                }
+                out(FeedOutput::Closed { stream, error: None })
+            }
             State::Connecting(attempt) => attempt.abandon(),
             State::Waiting(_) | State::Ended => {}
         }

@@ -29,7 +29,7 @@ pub const RUNS_DIR: &str = "_runs";
 pub struct RunClaim {
     _file: File,
     path: PathBuf,
-    /// `<host>-<pid>-<milliseconds since the epoch>`: unique among runs.
+    /// `<host>-<pid>-<milliseconds since the epoch>-<count>`: unique among runs.
     pub run: String,
 }
 
@@ -118,9 +118,13 @@ pub fn claim_inputs(
     let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
     let host: String =
         holder.host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    let run = format!("{host}-{}-{millis}", holder.pid);
+    // Claims of one process in one millisecond are told apart by a count; never opened over
+    // another's file.
+    static CLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let run = format!("{host}-{}-{millis}-{n}", holder.pid);
     let path = dir.join(format!("{run}.json"));
-    let mut file = File::create(&path).map_err(StoreError::io(&path))?;
+    let mut file = OpenOptions::new().write(true).create_new(true).open(&path).map_err(StoreError::io(&path))?;
     file.try_lock().map_err(|e| StoreError::io(&path)(e.into()))?;
     let text = serde_json::to_vec(&RunFile { holder, inputs: inputs.clone() }).expect("a claim serialises");
     file.write_all(&text).and_then(|()| file.sync_data()).map_err(StoreError::io(&path))?;

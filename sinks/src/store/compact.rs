@@ -13,7 +13,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::generations::{self, TablesLock};
 use super::lease::{Holder, lease};
 use super::manifest::{self, CommittedFile, Manifest, ManifestEntry};
-use super::recover::{read_manifests, recover_writer};
+use super::recover::{manifest_files, read_manifests, recover_writer};
 use super::remove::REMOVER;
 use super::writer::{StoreConfig, writer_properties};
 use super::{StoreError, final_name, manifest_path, segment_name, temp_name};
@@ -48,6 +48,12 @@ pub fn compact(root: &Path, target_file_bytes: u64, row_group_rows: usize) -> Re
     let _removal = lease(root, REMOVER, &holder)?;
     let _lease = lease(root, COMPACTOR, &holder)?;
     recover_writer(root, COMPACTOR)?;
+    recover_writer(root, REMOVER)?;
+    // An earlier compaction that stopped between its commit and its swaps left superseded files
+    // visible beside their replacement: swap them out first.
+    for (table, names) in superseded_files(root)? {
+        generations::swap(root, &table, &|name| names.contains(name), &[])?;
+    }
     let manifest = manifest_path(root, COMPACTOR);
     let mut next_seq = Manifest::read(&manifest)?
         .entries
@@ -57,6 +63,9 @@ pub fn compact(root: &Path, target_file_bytes: u64, row_group_rows: usize) -> Re
         .map_or(1, |s| s + 1);
 
     let mut report = Compaction::default();
+    // Per table: the file names the swap drops, and the temps it brings in (with final names).
+    let mut drops: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut adds: BTreeMap<String, Vec<(PathBuf, String)>> = BTreeMap::new();
     for group in groups(root, read_manifests(root)?, target_file_bytes)? {
         let segment = segment_name(COMPACTOR, next_seq);
         next_seq += 1;
@@ -70,7 +79,6 @@ pub fn compact(root: &Path, target_file_bytes: u64, row_group_rows: usize) -> Re
             by_table.entry(file.table.as_str()).or_default().push(file);
         }
         let mut files = Vec::new();
-        let mut temps: Vec<(String, PathBuf)> = Vec::new();
         {
             let _adding = TablesLock::shared(root)?;
             for (table, parts) in &by_table {
@@ -82,7 +90,15 @@ pub fn compact(root: &Path, target_file_bytes: u64, row_group_rows: usize) -> Re
                     path: format!("{table}/{}", final_name(&segment)),
                     rows,
                 });
-                temps.push((table.to_string(), temp));
+                let dropped = drops.entry(table.to_string()).or_default();
+                dropped.extend(
+                    parts
+                        .iter()
+                        .filter_map(|f| Path::new(&f.path).file_name())
+                        .map(|n| n.to_string_lossy().into_owned()),
+                );
+                dropped.insert(temp_name(&segment));
+                adds.entry(table.to_string()).or_default().push((temp, final_name(&segment)));
             }
         }
         let entry = ManifestEntry {
@@ -95,21 +111,39 @@ pub fn compact(root: &Path, target_file_bytes: u64, row_group_rows: usize) -> Re
         };
         // The commit point.
         manifest::append(&manifest, &entry)?;
-        for (table, temp) in temps {
-            let old: BTreeSet<String> = by_table[table.as_str()]
-                .iter()
-                .filter_map(|f| Path::new(&f.path).file_name().map(|n| n.to_string_lossy().into_owned()))
-                .collect();
-            let temp_file = temp_name(&segment);
-            let drop = |name: &str| old.contains(name) || name == temp_file;
-            generations::swap(root, &table, &drop, &[(temp, final_name(&segment))])?;
-        }
         report.segments_before += group.len();
         report.segments_after += 1;
         report.files_before += group.iter().map(|e| e.files.len()).sum::<usize>();
         report.files_after += entry.files.len();
     }
+    #[cfg(test)]
+    if super::tests::CRASH_BEFORE_SWAP.with(|c| c.get()) {
+        return Err(StoreError::InvalidConfig { root: root.to_owned(), reason: "crashed before the swap".into() });
+    }
+    // One swap per table: readers see every group's change at once.
+    for (table, added) in adds {
+        let dropped = &drops[&table];
+        generations::swap(root, &table, &|name| dropped.contains(name), &added)?;
+    }
     Ok(report)
+}
+
+/// Per table, the part files still in its folder whose segments another has superseded.
+fn superseded_files(root: &Path) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
+    let mut entries = Vec::new();
+    for path in manifest_files(root)? {
+        entries.extend(Manifest::read(&path)?.entries);
+    }
+    let replaced: BTreeSet<&str> = entries.iter().flat_map(|e| e.replaces.iter().map(String::as_str)).collect();
+    let mut files: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in entries.iter().filter(|e| replaced.contains(e.segment.as_str())).flat_map(|e| &e.files) {
+        if root.join(&file.path).exists()
+            && let Some(name) = Path::new(&file.path).file_name()
+        {
+            files.entry(file.table.clone()).or_default().insert(name.to_string_lossy().into_owned());
+        }
+    }
+    Ok(files)
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -128,6 +162,12 @@ fn groups(root: &Path, entries: Vec<ManifestEntry>, target: u64) -> Result<Vec<V
         group.clear();
     };
     for entry in entries {
+        // A writer between its commit and its renames: its files come next time.
+        if entry.files.iter().any(|f| !root.join(&f.path).exists()) {
+            close(&mut group, &mut groups);
+            bytes = 0;
+            continue;
+        }
         let size: u64 = entry.files.iter().map(|f| file_len(&root.join(&f.path))).sum();
         if size >= target / 2 {
             close(&mut group, &mut groups);

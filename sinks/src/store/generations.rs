@@ -117,45 +117,63 @@ fn current_generation(root: &Path, table: &str) -> Result<u64, StoreError> {
 }
 
 /// Makes the next generation of `table` current: every entry of the current one but those
-/// `drop` names, plus `add` (temp files, moved in under their final names). Holds the
-/// exclusive lock throughout. Generations older than the one it replaces are deleted.
+/// `drop` names, plus `add` (temp files in the current generation, linked into the next under
+/// their final names). The next generation is built and swapped in under the exclusive lock;
+/// then the temps' old names go, and generations older than the one replaced are deleted (the
+/// one replaced stays for readers still in it, until the next swap).
 pub(super) fn swap(
     root: &Path,
     table: &str,
     drop: &dyn Fn(&str) -> bool,
     add: &[(PathBuf, String)],
 ) -> Result<(), StoreError> {
-    let _lock = TablesLock::exclusive(root)?;
-    let current = current_generation(root, table)?;
-    let (from, next) = (generation_dir(root, table, current), generation_dir(root, table, current + 1));
-    if next.exists() {
-        // A swap that crashed half way: never current, nobody reads it.
-        std::fs::remove_dir_all(&next).map_err(StoreError::io(&next))?;
-    }
-    std::fs::create_dir(&next).map_err(StoreError::io(&next))?;
-    for entry in std::fs::read_dir(&from).map_err(StoreError::io(&from))? {
-        let path = entry.map_err(StoreError::io(&from))?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        if !drop(name) && path.is_file() {
-            std::fs::hard_link(&path, next.join(name)).map_err(StoreError::io(&path))?;
+    let current = {
+        let _lock = TablesLock::exclusive(root)?;
+        let current = current_generation(root, table)?;
+        let (from, next) = (generation_dir(root, table, current), generation_dir(root, table, current + 1));
+        if next.exists() {
+            // A swap that crashed half way: never current, nobody reads it.
+            std::fs::remove_dir_all(&next).map_err(StoreError::io(&next))?;
+        }
+        std::fs::create_dir(&next).map_err(StoreError::io(&next))?;
+        for entry in std::fs::read_dir(&from).map_err(StoreError::io(&from))? {
+            let path = entry.map_err(StoreError::io(&from))?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            if !drop(name) && path.is_file() {
+                std::fs::hard_link(&path, next.join(name)).map_err(StoreError::io(&path))?;
+            }
+        }
+        // Linked, not moved: until the swap, the file is where recovery looks for it.
+        for (temp, name) in add {
+            std::fs::hard_link(temp, next.join(name)).map_err(StoreError::io(temp))?;
+        }
+        sync_dir(&next)?;
+        let staged = root.join(format!(".{table}.link.tmp"));
+        let _ = std::fs::remove_file(&staged);
+        std::os::unix::fs::symlink(relative_target(table, current + 1), &staged).map_err(StoreError::io(&staged))?;
+        // The swap readers see.
+        std::fs::rename(&staged, root.join(table)).map_err(StoreError::io(&staged))?;
+        sync_dir(root)?;
+        current
+    };
+    let replaced = generation_dir(root, table, current);
+    for (temp, _) in add {
+        if let Some(name) = temp.file_name() {
+            let _ = std::fs::remove_file(replaced.join(name));
         }
     }
-    for (temp, name) in add {
-        std::fs::rename(temp, next.join(name)).map_err(StoreError::io(temp))?;
-    }
-    sync_dir(&next)?;
-    let staged = root.join(format!(".{table}.link.tmp"));
-    let _ = std::fs::remove_file(&staged);
-    std::os::unix::fs::symlink(relative_target(table, current + 1), &staged).map_err(StoreError::io(&staged))?;
-    // The swap readers see.
-    std::fs::rename(&staged, root.join(table)).map_err(StoreError::io(&staged))?;
-    sync_dir(root)?;
-    // Readers still in generation `current` keep it until the next swap.
-    for n in 1..current {
-        let old = generation_dir(root, table, n);
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(StoreError::io(&old))?;
+    let generations = root.join(GENERATIONS_DIR);
+    for entry in std::fs::read_dir(&generations).map_err(StoreError::io(&generations))? {
+        let path = entry.map_err(StoreError::io(&generations))?.path();
+        let older = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(&format!("{table}.g")))
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n < current);
+        if older {
+            std::fs::remove_dir_all(&path).map_err(StoreError::io(&path))?;
         }
     }
-    sync_dir(&root.join(GENERATIONS_DIR))
+    sync_dir(&generations)
 }

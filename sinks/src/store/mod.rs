@@ -6,7 +6,10 @@
 //! STORE/
 //!   <table>/part-<writer>-<seq>.parquet        committed data files, one folder per table
 //!   <table>/.part-<writer>-<seq>.parquet.tmp   files being written (hidden: no reader opens them)
+//!   <table> -> .tables/<table>.g<N>/           a table folder is a link to its generation
 //!   _manifest/<writer>.jsonl                   one append-only manifest per writer
+//!   _manifest/<writer>.lock                    the writer's lease, locked while a run writes as it
+//!   _runs/<run>.json                           the inputs a live run claims, locked while it runs
 //! ```
 //!
 //! Readers open a table's folder with no custom code: `pyarrow.dataset.dataset("STORE/<table>")`
@@ -52,16 +55,27 @@
 //!    that line is the commit point, after which the old segment's files and inputs no longer
 //!    count (readers of the manifests skip superseded segments, [`recover`] deletes their files).
 //!
+//! 9. A *windowed* input (a live feed, [`StoreWriter::set_windowed`]) is committed a window at a
+//!    time ([`StoreWriter::commit_window`]): its rows since its last window, in segments apart from
+//!    whole inputs', commit with a manifest line whose input entry carries its [`Window`].
+//!    [`committed_inputs`] lists whole inputs only, so a feed is never skipped.
+//! 10. Several runs may write at once: writer names are leased ([`lease`]: a lock the kernel drops
+//!    with the process), [`recover`] leaves leased writers' files alone, and [`claim_inputs`] keeps
+//!    two live runs off the same input.
+//! 11. [`compact`] rewrites runs of small segments as one, superseding them like a removal, and
+//!    swaps each table's next generation in at once ([`generations`]).
+//!
 //! A crash at any point thus leaves each input either committed in full, in exactly one segment,
 //! or not at all (and rolled back by the next recovery): re-running the inputs [`committed_inputs`]
-//! does not list gives exactly the rows of an uninterrupted run.
+//! does not list gives exactly the rows of an uninterrupted run. A windowed input keeps every
+//! window committed before the crash, and loses its open one.
 //!
 //! Dropping a [`StoreWriter`] without [`StoreWriter::flush`] is a crash as far as the store is
 //! concerned: its uncommitted segments are rolled back by the next recovery.
 
 mod claims;
 mod compact;
-mod generations;
+pub mod generations;
 mod lease;
 mod manifest;
 mod recover;

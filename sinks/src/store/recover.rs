@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::generations::TablesLock;
 use super::lease::{Holder, try_lease};
 use super::manifest::{Manifest, ManifestEntry};
-use super::{MANIFEST_DIR, PartName, StoreError, check_name, manifest_path, sync_dir};
+use super::{MANIFEST_DIR, PartName, StoreError, check_name, sync_dir};
 
 /// What [`recover`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,30 +66,41 @@ fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recov
     if !root.exists() {
         return Ok(report);
     }
-    // Leases of the writers recovered, held until the end; names of those live runs hold.
+    // The writers whose files recovery may touch: those whose lease it holds (the caller holds
+    // `only`'s). Every other writer is live, or appeared since the names were read: hands off.
     let mut leases = Vec::new();
+    let mut leased = BTreeSet::new();
     let mut live = BTreeSet::new();
-    if only.is_none() {
-        let holder = Holder::this_process();
-        for writer in writer_names(root)? {
-            match try_lease(root, &writer, &holder)? {
-                Some(lease) => leases.push(lease),
-                None => {
-                    live.insert(writer);
+    match only {
+        Some(writer) => {
+            leased.insert(writer.to_owned());
+        }
+        None => {
+            let holder = Holder::this_process();
+            for writer in writer_names(root)? {
+                match try_lease(root, &writer, &holder)? {
+                    Some(lease) => {
+                        leases.push(lease);
+                        leased.insert(writer);
+                    }
+                    None => {
+                        live.insert(writer);
+                    }
                 }
             }
         }
     }
     report.live_writers = live.iter().cloned().collect();
-    let manifest_paths = match only {
-        Some(writer) => vec![manifest_path(root, writer)],
-        None => manifest_files(root)?.into_iter().filter(|p| !live.contains(&writer_of_manifest(p))).collect(),
-    };
-    // Final path of every committed file -> the manifest committing it.
-    let mut committed = HashMap::new();
+    // Every manifest counts for what is superseded (a live compaction's or removal's line too);
+    // only the recovered writers' are repaired and decide what is theirs.
     let mut manifests = Vec::new();
-    for path in manifest_paths {
+    let mut others = Vec::new();
+    for path in manifest_files(root)? {
         let manifest = Manifest::read(&path)?;
+        if !leased.contains(&writer_of_manifest(&path)) {
+            others.push(manifest);
+            continue;
+        }
         if manifest.torn {
             if !dry_run {
                 manifest.truncate_torn()?;
@@ -98,17 +109,21 @@ fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recov
         }
         manifests.push(manifest);
     }
-    // Removals supersede segments from their own manifest: read them all.
-    let mut all_entries = Vec::new();
-    if only.is_some() {
-        for path in manifest_files(root)? {
-            all_entries.extend(Manifest::read(&path)?.entries);
-        }
-    }
-    let replaced = replaced_segments(manifests.iter().flat_map(|m| &m.entries).chain(&all_entries));
+    let replaced = replaced_segments(manifests.iter().chain(&others).flat_map(|m| &m.entries));
+    // Segments a writer that may still be at work supersedes: it removes their files itself.
+    let replaced_by_others = replaced_segments(others.iter().flat_map(|m| &m.entries));
+    // Final path of every committed file -> the manifest committing it; files left to others.
+    let mut committed = HashMap::new();
+    let mut protected = BTreeSet::new();
     for manifest in &manifests {
-        for file in manifest.entries.iter().filter(|e| !replaced.contains(&e.segment)).flat_map(|e| &e.files) {
-            committed.insert(root.join(&file.path), manifest.path.clone());
+        for entry in &manifest.entries {
+            for file in &entry.files {
+                if !replaced.contains(&entry.segment) {
+                    committed.insert(root.join(&file.path), manifest.path.clone());
+                } else if replaced_by_others.contains(&entry.segment) {
+                    protected.insert(root.join(&file.path));
+                }
+            }
         }
     }
 
@@ -119,7 +134,7 @@ fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recov
             let path = entry.map_err(StoreError::io(&dir))?.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
             let Some(part) = PartName::parse(name) else { continue };
-            if only.is_some_and(|writer| writer != part.writer) || live.contains(part.writer) {
+            if !leased.contains(part.writer) {
                 continue;
             }
             if part.temp {
@@ -135,7 +150,7 @@ fn recover_files(root: &Path, only: Option<&str>, dry_run: bool) -> Result<Recov
                     }
                     report.deleted_temps += 1;
                 }
-            } else if !committed.contains_key(&path) {
+            } else if !committed.contains_key(&path) && !protected.contains(&path) {
                 if !dry_run {
                     std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
                 }
@@ -224,7 +239,7 @@ pub fn input_configs(root: &Path) -> Result<HashMap<String, String>, StoreError>
 }
 
 /// `_manifest/*.jsonl`.
-fn manifest_files(root: &Path) -> Result<Vec<PathBuf>, StoreError> {
+pub(super) fn manifest_files(root: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let dir = root.join(MANIFEST_DIR);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,

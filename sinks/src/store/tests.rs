@@ -16,6 +16,11 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::manifest::ManifestEntry;
 use super::*;
 
+thread_local! {
+    /// Makes this thread's next compactions stop between their commit and their swaps.
+    pub(super) static CRASH_BEFORE_SWAP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Where a test makes a commit fail, as a crash there would.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailPoint {
@@ -799,4 +804,29 @@ fn a_store_from_before_generations_is_converted_by_its_first_compaction() {
     assert!(std::fs::symlink_metadata(root.join("frames")).unwrap().file_type().is_symlink());
     assert_eq!(rows(root, "frames"), want);
     assert!(recover(root).unwrap().is_clean());
+}
+
+#[test]
+fn a_compaction_stopped_after_its_commit_is_finished_by_recovery_or_the_next() {
+    for finish_with_recovery in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        clean_run(root, 0..8);
+        let want = (rows(root, "frames"), rows(root, "clips"));
+        CRASH_BEFORE_SWAP.with(|c| c.set(true));
+        assert!(compact(root, 1 << 30, 100).is_err());
+        CRASH_BEFORE_SWAP.with(|c| c.set(false));
+        // Committed, not swapped: the new files are temps beside the old ones.
+        assert!(read_manifests(root).unwrap().iter().any(|e| e.writer == COMPACTOR));
+        assert_eq!(rows(root, "frames"), want.0, "readers still see the old files only");
+        if finish_with_recovery {
+            let recovery = recover(root).unwrap();
+            assert!(recovery.rolled_forward > 0 && recovery.deleted_orphans > 0, "{recovery:?}");
+        } else {
+            compact(root, 1 << 30, 100).unwrap();
+        }
+        assert_eq!((rows(root, "frames"), rows(root, "clips")), want);
+        assert_eq!(part_files(root, "frames").len(), 1);
+        assert!(recover(root).unwrap().is_clean());
+    }
 }

@@ -53,6 +53,8 @@ pub struct StoreWriter {
     accepting_windows: Option<u64>,
     /// Inputs committed window by window (see [`Self::commit_window`]).
     windowed: HashSet<String>,
+    /// A windowed segment has reached the target size: time to commit the windows.
+    windows_full: bool,
     /// Uncommitted segments by sequence number.
     segments: BTreeMap<u64, Segment>,
     /// Inputs in uncommitted segments -> their segment.
@@ -179,6 +181,7 @@ impl StoreWriter {
             accepting: None,
             accepting_windows: None,
             windowed: HashSet::new(),
+            windows_full: false,
             segments: BTreeMap::new(),
             input_segment: HashMap::new(),
             committed: HashSet::new(),
@@ -225,6 +228,7 @@ impl StoreWriter {
         let segment = self.segments.get_mut(&seq).expect("an input's segment is uncommitted");
         if segment.accepting && segment.bytes() >= target {
             segment.accepting = false;
+            self.windows_full |= self.accepting_windows == Some(seq);
             if self.accepting == Some(seq) {
                 self.accepting = None;
             }
@@ -251,6 +255,7 @@ impl StoreWriter {
     pub fn commit_window(&mut self, input: &str, window: Window) -> Result<(), StoreError> {
         self.check_poisoned()?;
         self.windowed.insert(input.to_owned());
+        self.windows_full = false;
         if !self.input_segment.contains_key(input) && !window.last {
             return Ok(());
         }
@@ -274,7 +279,7 @@ impl StoreWriter {
     /// Whether the open windows' files have reached the target size: time to commit every
     /// windowed input's window (files roll by size as well as by time).
     pub fn windows_due(&self) -> bool {
-        self.accepting_windows.is_some_and(|seq| self.segments[&seq].bytes() >= self.config.target_file_bytes)
+        self.windows_full
     }
 
     /// Says every row of `input`, in every table, has been written; commits its segment if that
