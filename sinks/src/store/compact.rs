@@ -55,12 +55,7 @@ pub fn compact(root: &Path, target_file_bytes: u64, row_group_rows: usize) -> Re
         generations::swap(root, &table, &|name| names.contains(name), &[])?;
     }
     let manifest = manifest_path(root, COMPACTOR);
-    let mut next_seq = Manifest::read(&manifest)?
-        .entries
-        .iter()
-        .filter_map(|e| e.segment.rsplit_once('-')?.1.parse::<u64>().ok())
-        .max()
-        .map_or(1, |s| s + 1);
+    let mut next_seq = Manifest::read(&manifest)?.next_seq();
 
     let mut report = Compaction::default();
     // Per table: the file names the swap drops, and the temps it brings in (with final names).

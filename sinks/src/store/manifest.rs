@@ -113,6 +113,11 @@ impl Manifest {
         Ok(Manifest { path: path.to_owned(), entries, valid_len: start as u64, torn })
     }
 
+    /// The sequence number the writer's next segment takes (segment names are never reused).
+    pub fn next_seq(&self) -> u64 {
+        self.entries.iter().filter_map(|e| e.segment.rsplit_once('-')?.1.parse::<u64>().ok()).max().map_or(1, |s| s + 1)
+    }
+
     /// Cuts a torn tail off, so the next append starts on a line of its own.
     pub fn truncate_torn(&self) -> Result<(), StoreError> {
         if self.torn {

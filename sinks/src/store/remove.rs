@@ -41,12 +41,7 @@ pub fn remove_inputs(root: &Path, inputs: &BTreeSet<String>, config: &StoreConfi
     let mut removal = Removal::default();
     let _lease = lease(root, REMOVER, &Holder::this_process())?;
     let manifest = manifest_path(root, REMOVER);
-    let mut next_seq = Manifest::read(&manifest)?
-        .entries
-        .iter()
-        .filter_map(|e| e.segment.rsplit_once('-')?.1.parse::<u64>().ok())
-        .max()
-        .map_or(1, |s| s + 1);
+    let mut next_seq = Manifest::read(&manifest)?.next_seq();
     for old in read_manifests(root)? {
         let hit: Vec<&str> = old.inputs.iter().map(|i| i.input.as_str()).filter(|i| inputs.contains(*i)).collect();
         if hit.is_empty() {

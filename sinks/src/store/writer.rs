@@ -166,18 +166,14 @@ impl StoreWriter {
 
         let lease = lease::lease(root, writer, &Holder::this_process())?;
         let recovery = recover_writer(root, writer)?;
-        let last_seq = Manifest::read(&manifest_path(root, writer))?
-            .entries
-            .iter()
-            .filter_map(|e| e.segment.rsplit_once('-')?.1.parse::<u64>().ok())
-            .max();
+        let next_seq = Manifest::read(&manifest_path(root, writer))?.next_seq();
         Ok(StoreWriter {
             root: root.to_owned(),
             name: writer.to_owned(),
             tables: by_name,
             config,
             recovery,
-            next_seq: last_seq.map_or(1, |s| s + 1),
+            next_seq,
             accepting: None,
             accepting_windows: None,
             windowed: HashSet::new(),
