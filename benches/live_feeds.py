@@ -109,6 +109,7 @@ def run(mudar, feeds, seconds, sample):
         time.sleep(min(sample, seconds - (time.time() - started)) if seconds > time.time() - started else 0)
         _, rss, _ = proc_stat(ingest.pid)
         samples.append((round(time.time() - started), rss))
+        print(json.dumps({"feeds": feeds, "t_s": samples[-1][0], "rss_mib": round(rss / 1024, 1)}), file=sys.stderr, flush=True)
     cpu1, _, peak = proc_stat(ingest.pid)
     text = metrics(address)
     ingest.send_signal(signal.SIGTERM)
