@@ -39,11 +39,19 @@ pub fn is_uri(input: &str) -> bool {
 /// playlist. A feed is committed window by window and never counted done, even before it has
 /// connected (an input GStreamer finds live when it opens is one too).
 pub fn is_feed(input: &str) -> bool {
+    let Some((scheme, _)) = input.split_once("://").filter(|_| is_uri(input)) else { return false };
+    matches!(
+        scheme.to_ascii_lowercase().as_str(),
+        "rtsp" | "rtsps" | "rtspt" | "rtmp" | "rtmps" | "srt" | "udp" | "rtp"
+    ) || is_playlist(input)
+}
+
+/// Whether `input` is an HLS playlist over HTTP(S): a feed whose end of stream is its end (a
+/// broadcast that finished), not a loss to reconnect from.
+pub fn is_playlist(input: &str) -> bool {
     let Some((scheme, rest)) = input.split_once("://").filter(|_| is_uri(input)) else { return false };
-    let scheme = scheme.to_ascii_lowercase();
     let path = rest.split(['?', '#']).next().unwrap_or_default().to_ascii_lowercase();
-    matches!(scheme.as_str(), "rtsp" | "rtsps" | "rtspt" | "rtmp" | "rtmps" | "srt" | "udp" | "rtp")
-        || (scheme.starts_with("http") && path.ends_with(".m3u8"))
+    scheme.to_ascii_lowercase().starts_with("http") && path.ends_with(".m3u8")
 }
 
 #[cfg(test)]

@@ -194,7 +194,7 @@ impl Driver {
                 };
                 // A camera or server that ends its stream has gone away; a playlist or a file
                 // taken as live has ended.
-                let reconnect_on_eos = crate::input::is_feed(&input) && !input.contains(".m3u8");
+                let reconnect_on_eos = crate::input::is_feed(&input) && !crate::input::is_playlist(&input);
                 let feed = Feed::new(id, input, config, self.config.retry, reconnect_on_eos);
                 self.feeds.push(FeedSlot { feed, stream: None, last_packet: None, dropped: 0 });
             } else if self.open.iter().filter(|o| !o.live).count() < self.config.max_open.max(1) {
