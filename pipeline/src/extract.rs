@@ -319,6 +319,7 @@ fn run_worker(
         });
         let lifecycle = events.flat_map(|(id, event)| match event {
             Event::Opened(opened) => Some((id, Record::Opened(opened))),
+            Event::SenderClock(offset_us) => Some((id, Record::SenderClock(offset_us))),
             Event::Closed(failure) => Some((id, Record::Closed(failure))),
             Event::Audio(_) | Event::Video(_) => None,
         });

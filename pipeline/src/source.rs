@@ -26,7 +26,7 @@
 //! keeps the shared bounded channel.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -199,12 +199,27 @@ impl Packet {
 }
 
 /// What a live source's branches share with it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LiveState {
     /// Set once the source is known to be live.
     live: AtomicBool,
     /// Video frames dropped because the consumer was behind.
     dropped: AtomicU64,
+    /// The sender's clock minus this machine's capture clock, µs, once an RTCP sender report
+    /// told it; `NO_SENDER_CLOCK` until then.
+    sender_clock_us: AtomicI64,
+}
+
+const NO_SENDER_CLOCK: i64 = i64::MIN;
+
+impl Default for LiveState {
+    fn default() -> Self {
+        LiveState {
+            live: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            sender_clock_us: AtomicI64::new(NO_SENDER_CLOCK),
+        }
+    }
 }
 
 /// A live source's video channel, as its video branch holds it: the receiver
@@ -377,10 +392,14 @@ impl MediaSource {
         pipeline.use_clock(Some(&clock));
         let decoder = gst::ElementFactory::make("uridecodebin").property("uri", &uri).build().map_err(fail)?;
         pipeline.add(&decoder).map_err(fail)?;
-        if let Some(latency) = config.latency_ms {
+        {
+            let (latency, live) = (config.latency_ms, live.clone());
             decoder.connect("source-setup", false, move |values| {
                 let source = values[1].get::<gst::Element>().ok()?;
-                set_latency(&source, latency);
+                if let Some(latency) = latency {
+                    set_latency(&source, latency);
+                }
+                watch_sender_clock(&source, &live);
                 None
             });
         }
@@ -692,6 +711,13 @@ impl MediaSource {
         self.live.dropped.load(Ordering::Relaxed)
     }
 
+    /// The sender's clock minus this machine's capture clock, µs, once an RTCP sender report
+    /// gave the sender's NTP time of a packet (RTSP); `None` before that and for sources
+    /// without RTCP.
+    pub fn sender_clock_offset_us(&self) -> Option<i64> {
+        Some(self.live.sender_clock_us.load(Ordering::Relaxed)).filter(|&d| d != NO_SENDER_CLOCK)
+    }
+
     /// Media time of a live source's first packet.
     pub fn first_pts(&self) -> Option<Duration> {
         self.first.front().map(Packet::pts)
@@ -917,6 +943,50 @@ fn set_latency(source: &gst::Element, latency_ms: u32) {
         _ => return,
     };
     source.set_property_from_value("latency", &value);
+}
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_TO_UNIX_S: u64 = 2_208_988_800;
+
+/// Asks an RTP source (rtspsrc) to stamp its packets with the sender's NTP time, which its
+/// jitter buffer knows once an RTCP sender report has mapped RTP time to NTP time, and
+/// records the sender's clock against this machine's from the first stamped packet.
+fn watch_sender_clock(source: &gst::Element, live: &Arc<LiveState>) {
+    if source.find_property("add-reference-timestamp-meta").is_none() {
+        return;
+    }
+    source.set_property("add-reference-timestamp-meta", true);
+    let live = live.clone();
+    source.connect_pad_added(move |source, pad| {
+        let (source, live) = (source.downgrade(), live.clone());
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            if live.sender_clock_us.load(Ordering::Relaxed) != NO_SENDER_CLOCK {
+                return gst::PadProbeReturn::Remove;
+            }
+            let (Some(buffer), Some(source)) = (info.buffer(), source.upgrade()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if let Some(offset) = sender_clock_offset(pad, buffer, &source) {
+                live.sender_clock_us.store(offset, Ordering::Relaxed);
+                return gst::PadProbeReturn::Remove;
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+}
+
+/// The sender's NTP time of `buffer` (its `timestamp/x-ntp` reference) minus the time this
+/// machine's capture clock gives it (base time plus running time), µs.
+fn sender_clock_offset(pad: &gst::Pad, buffer: &gst::BufferRef, source: &gst::Element) -> Option<i64> {
+    let ntp = buffer
+        .iter_meta::<gst::ReferenceTimestampMeta>()
+        .find(|m| m.reference().structure(0).is_some_and(|s| s.name() == "timestamp/x-ntp"))?
+        .timestamp();
+    let segment = pad.sticky_event::<gst::event::Segment>(0)?;
+    let segment = segment.segment().downcast_ref::<gst::format::Time>()?;
+    let received = source.base_time()? + segment.to_running_time(buffer.pts()?)?;
+    let sender_unix_ns = ntp.nseconds() as i128 - (NTP_TO_UNIX_S as i128) * 1_000_000_000;
+    Some(((sender_unix_ns - received.nseconds() as i128) / 1_000) as i64)
 }
 
 /// Turns the bus messages we act on into [`Control`]s.

@@ -332,9 +332,12 @@ struct LiveRun {
 
 impl LiveRun {
     fn start(feed: &str, store: &Path, extra: &[&str]) -> LiveRun {
-        let args = ["extract", feed, "--out", store.to_str().unwrap(), "--json", "--commit-interval", "1"];
+        let args = ["extract", feed, "--out", store.to_str().unwrap(), "--json"];
+        // A window a second, unless the test says otherwise.
+        let interval: &[&str] = if extra.contains(&"--commit-interval") { &[] } else { &["--commit-interval", "1"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_mudar"))
             .args(args)
+            .args(interval)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -606,6 +609,13 @@ use gst_rtsp_server::prelude::*;
 impl RtspServer {
     /// Serves on `port` (0: a free one).
     fn start(port: u16) -> RtspServer {
+        RtspServer::with_ntp_time_source(port, "ntp")
+    }
+
+    /// Serves on `port`, its RTCP sender reports stamped by `ntp_time_source` (an rtpbin
+    /// `ntp-time-source`: `ntp` is this machine's real time; `running-time` a clock that
+    /// started in 1900, as a camera's that was never set).
+    fn with_ntp_time_source(port: u16, ntp_time_source: &'static str) -> RtspServer {
         mudar_pipeline::init().unwrap();
         let context = glib::MainContext::new();
         let server = gst_rtsp_server::RTSPServer::new();
@@ -618,6 +628,14 @@ impl RtspServer {
              audiotestsrc is-live=true wave=ticks ! audioconvert ! avenc_aac ! rtpmp4gpay name=pay1 pt=97 )",
         );
         factory.set_shared(true);
+        factory.connect_media_configure(move |_, media| {
+            let Some(pipeline) = media.element().parent().and_downcast::<gst::Bin>() else { return };
+            pipeline.connect_element_added(move |_, element| {
+                if element.factory().is_some_and(|f| f.name() == "rtpbin") {
+                    element.set_property_from_str("ntp-time-source", ntp_time_source);
+                }
+            });
+        });
         server.mount_points().unwrap().add_factory("/live", factory);
         server.attach(Some(&context)).unwrap();
         let port = server.bound_port() as u16;
@@ -661,6 +679,45 @@ fn an_rtsp_feed_is_ingested_and_follows_its_server_restart() {
     assert!(frames.iter().any(|r| r["connection"] == 0) && frames.iter().any(|r| r["connection"] == 1));
     let connected: Vec<u64> = feed_events(&store).iter().filter(|e| e.1 == "connected").map(|e| e.0).collect();
     assert_eq!(&connected[..2], [0, 1]);
+}
+
+/// Ingests an RTSP feed whose sender stamps its RTCP reports by `ntp_time_source`; returns the
+/// sender's clock minus ours as `feed_events` gives it (ms), when that event was (on our clock),
+/// and every row's capture time.
+fn ingest_with_sender_clock(ntp_time_source: &'static str) -> (f64, String, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let server = RtspServer::with_ntp_time_source(0, ntp_time_source);
+    let feed = format!("rtsp://127.0.0.1:{}/live", server.port);
+    // RTCP reports come a few seconds apart: the first window waits long enough for one.
+    let run = LiveRun::start(&feed, &store, &["--commit-interval", "8"]);
+    wait_for("rows", || has_rows(&store, 0));
+    let summary = run.stop();
+    assert_eq!(summary["failed"].as_u64(), Some(0), "{summary}");
+    let tables = read_store(&store);
+    let clock = tables["feed_events"].as_array().unwrap().iter().find(|e| e["event"] == "sender_clock").cloned();
+    let clock = clock.unwrap_or_else(|| panic!("no sender_clock event: {}", tables["feed_events"]));
+    assert_eq!(clock["reason"], "rtcp");
+    let offset_ms = clock["message"].as_str().unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let frames = tables["video_frames"].as_array().unwrap();
+    assert!(frames.len() >= 8, "{} frames", frames.len());
+    let audio = tables["audio_frames"].as_array().unwrap();
+    let times = frames.iter().chain(audio).map(|r| r["capture_time"].as_str().unwrap().to_owned()).collect();
+    (offset_ms, clock["time"].as_str().unwrap().to_owned(), times)
+}
+
+/// Capture times are the sender's, as its RTCP reports map them, from the connection's first
+/// row on; `feed_events` says how far the sender's clock is from ours.
+#[test]
+fn an_rtsp_feed_is_stamped_with_its_senders_clock() {
+    // A sender on this machine's clock: within the network's delay of ours.
+    let (offset_ms, now, times) = ingest_with_sender_clock("ntp");
+    assert!(offset_ms.abs() < 2000.0, "{offset_ms} ms");
+    assert!(times.iter().all(|t| t[..5] == now[..5]), "{:?} in the year of {now}", &times[..3]);
+    // A camera whose clock was never set (its reports say 1900; 1900 to now is ~4.0e12 ms).
+    let (offset_ms, _, times) = ingest_with_sender_clock("running-time");
+    assert!(offset_ms < -3.9e12, "{offset_ms} ms");
+    assert!(times.iter().all(|t| t.starts_with("1900-01-01")), "{:?}", &times[..3]);
 }
 
 /// Resident memory of a process, KiB.

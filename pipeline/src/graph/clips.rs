@@ -79,7 +79,7 @@ impl<'scope> ClipFeatures<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)>
                                 }
                             }
                             Event::Closed(_) => closing.push(time.retain_least(0).expect("output 0"), id),
-                            Event::Video(_) => {}
+                            Event::Video(_) | Event::SenderClock(_) => {}
                         }
                     }
                 });

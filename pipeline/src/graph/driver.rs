@@ -246,7 +246,7 @@ impl Driver {
                     FeedOutput::Connected { stream: id, .. } => stream = Some(*id),
                     FeedOutput::Closed { .. } => stream = None,
                     FeedOutput::Packet { packet: Packet::Video(_), .. } => frames += 1,
-                    FeedOutput::Packet { .. } | FeedOutput::Event(_) => {}
+                    FeedOutput::Packet { .. } | FeedOutput::SenderClock { .. } | FeedOutput::Event(_) => {}
                 }
                 if let (Some(metrics), FeedOutput::Event(event)) = (&metrics, &output) {
                     metrics.feed_event(&input, event);
@@ -329,6 +329,7 @@ fn feed_output(events: &mut EventInput, input: &str, output: FeedOutput, progres
             progress(Progress::Position { id: stream, seconds, capture_us });
             events.send((stream, packet_event(packet)));
         }
+        FeedOutput::SenderClock { stream, offset_us } => events.send((stream, Event::SenderClock(offset_us))),
         FeedOutput::Closed { stream, error } => close(events, stream, input, error, progress),
         FeedOutput::Event(event) => progress(Progress::Feed { input, event: &event }),
     }

@@ -73,6 +73,9 @@ pub enum Event {
     Opened(Opened),
     Audio(AudioChunk),
     Video(VideoFrame),
+    /// A live connection's sender clock minus this machine's capture clock, µs, once RTCP
+    /// told it (see `Live::capture_offset_us`).
+    SenderClock(i64),
     /// The input ended, cleanly or not; nothing more comes for it.
     Closed(Option<Failure>),
 }
@@ -97,6 +100,7 @@ pub struct ModelOutput {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Record {
     Opened(Opened),
+    SenderClock(i64),
     Audio(AudioFrameRow),
     Video(VideoFrameRow),
     Clip(ClipRow),

@@ -80,7 +80,7 @@ impl<'scope> FramePairs<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)>> 
                                 previous.remove(&id);
                                 session.give((id, PairItem::Closed));
                             }
-                            Event::Opened(_) | Event::Audio(_) => {}
+                            Event::Opened(_) | Event::SenderClock(_) | Event::Audio(_) => {}
                         }
                     }
                 });

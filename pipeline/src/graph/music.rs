@@ -86,7 +86,7 @@ impl<'scope> MusicRhythm<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)>>
                                         .give_iterator(state.rows(out).into_iter().map(|row| (id, Record::Audio(row))));
                                 }
                             }
-                            Event::Opened(_) | Event::Video(_) => {}
+                            Event::Opened(_) | Event::SenderClock(_) | Event::Video(_) => {}
                         }
                     }
                 });

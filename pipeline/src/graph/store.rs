@@ -87,12 +87,24 @@ struct Pending {
     /// A live stream's next window, and the media times its rows written so far span.
     window: u64,
     window_span: Option<(f64, f64)>,
+    /// The sender's clock minus this machine's, µs, when RTCP told it before the stream's
+    /// first rows were written: then every `capture_time` of the connection is the sender's.
+    sender_clock_us: Option<i64>,
 }
 
 impl Pending {
     fn capture(&self) -> Option<Capture> {
         let live = self.opened.as_ref()?.live?;
-        Some(Capture { offset_us: live.capture_offset_us?, connection: live.connection })
+        let offset_us = live.capture_offset_us? + self.sender_clock_us.unwrap_or(0);
+        Some(Capture { offset_us, connection: live.connection })
+    }
+
+    /// Takes the sender's clock for the connection's capture times, unless rows already went
+    /// out on this machine's: one connection never mixes the two clocks.
+    fn sender_clock(&mut self, offset_us: i64) {
+        if self.window == 0 && self.window_span.is_none() {
+            self.sender_clock_us = Some(offset_us);
+        }
     }
 
     fn is_live(&self) -> bool {
@@ -177,6 +189,7 @@ impl<'scope> WriteStore<'scope> for Stream<'scope, u64, Vec<(StreamId, Record)>>
                                 }
                                 pending.opened = Some(opened);
                             }
+                            Record::SenderClock(offset_us) => pending.sender_clock(offset_us),
                             Record::Audio(row) => {
                                 pending.media.onsets += row.onset as u64;
                                 pending.audio.push(row);
@@ -276,6 +289,7 @@ fn write_rows(
         }
     };
     let capture = pending.capture();
+    let sender_clock_us = pending.sender_clock_us.unwrap_or(0);
     let due = |n: usize| n > 0 && (flush != Flush::Batches || n >= BATCH_ROWS);
     let with_model = layout.embedding_dim.is_some();
     if with_model && flush != Flush::Batches {
@@ -313,7 +327,8 @@ fn write_rows(
         if let (Some(metrics), Some(capture)) = (metrics, capture) {
             let now_us = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
             for row in &video {
-                metrics.latency((now_us - capture.at(row.time_s)) as f64 / 1e6);
+                // On this machine's clock, however far off the sender's is.
+                metrics.latency((now_us - (capture.at(row.time_s) - sender_clock_us)) as f64 / 1e6);
             }
         }
     }

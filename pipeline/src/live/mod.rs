@@ -83,6 +83,11 @@ pub enum FeedOutput {
         stream: StreamId,
         error: Option<MediaError>,
     },
+    /// The connection's sender clock, as RTCP told it: sender minus this machine, µs.
+    SenderClock {
+        stream: StreamId,
+        offset_us: i64,
+    },
     /// Something to record in `feed_events`.
     Event(FeedEventRow),
 }
@@ -130,6 +135,8 @@ pub struct Feed {
     failures: u32,
     /// Since when the feed has had no connection (from the start, until the first).
     down_since: Option<Instant>,
+    /// Whether the connection's sender clock has been handed on.
+    sender_clock_known: bool,
     rng: ChaCha8Rng,
 }
 
@@ -163,6 +170,7 @@ impl Feed {
             connection: 0,
             failures: 0,
             down_since: Some(Instant::now()),
+            sender_clock_known: false,
             rng: ChaCha8Rng::seed_from_u64(seed),
         };
         feed.connect();
@@ -236,6 +244,12 @@ impl Feed {
                         }
                     }
                 }
+                if let (false, Some(offset_us)) = (self.sender_clock_known, source.sender_clock_offset_us()) {
+                    self.sender_clock_known = true;
+                    out(FeedOutput::SenderClock { stream, offset_us });
+                    let message = format!("{:+.1} ms from this machine's clock", offset_us as f64 / 1e3);
+                    out(FeedOutput::Event(self.event("sender_clock", Some("rtcp".into()), Some(message))));
+                }
                 self.state = State::Up { source, stream };
                 sent
             }
@@ -305,6 +319,7 @@ impl Feed {
             });
         }
         self.failures = 0;
+        self.sender_clock_known = false;
         out(FeedOutput::Connected { stream, opened });
         out(FeedOutput::Event(event));
         self.state = State::Up { source, stream };

@@ -209,6 +209,7 @@ impl<'scope> TrainingClips<'scope> for Stream<'scope, u64, Vec<(StreamId, Event)
                                 }
                             }
                             Event::Closed(_) => closing.push(time.retain_least(0).expect("output 0"), id),
+                            Event::SenderClock(_) => {}
                         }
                     }
                 });
