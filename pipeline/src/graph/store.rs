@@ -130,6 +130,7 @@ impl Pending {
             capture_from_us: capture.zip(span).map(|(c, (from, _))| c.at(from)),
             capture_to_us: capture.zip(span).map(|(c, (_, to))| c.at(to)),
             last,
+            through: None,
         };
         self.window += 1;
         store.commit_window(&opened.input, window)

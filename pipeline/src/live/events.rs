@@ -50,6 +50,7 @@ impl FeedEventLog {
             capture_from_us: Some(event.time_us),
             capture_to_us: Some(event.time_us),
             last: false,
+            through: None,
         };
         *count += 1;
         writer.commit_window(input, window)

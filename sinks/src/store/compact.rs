@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::fold;
 use super::generations::{self, TablesLock};
 use super::lease::{Holder, lease};
 use super::manifest::{self, CommittedFile, Manifest, ManifestEntry};
@@ -32,6 +33,8 @@ pub struct Compaction {
     pub files_after: usize,
     /// Bytes of the files rewritten.
     pub bytes: u64,
+    /// Manifest lines dropped because what they committed is now in other files (see [`fold`]).
+    pub manifest_lines_folded: usize,
 }
 
 /// Rewrites runs of small committed segments (each under half of `target_file_bytes`) into
@@ -55,15 +58,14 @@ pub fn compact(root: &Path, target_file_bytes: u64, row_group_rows: usize) -> Re
         generations::swap(root, &table, &|name| names.contains(name), &[])?;
     }
     let manifest = manifest_path(root, COMPACTOR);
-    let mut next_seq = Manifest::read(&manifest)?.next_seq();
+    let first_seq = Manifest::read(&manifest)?.next_seq();
 
     let mut report = Compaction::default();
     // Per table: the file names the swap drops, and the temps it brings in (with final names).
     let mut drops: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut adds: BTreeMap<String, Vec<(PathBuf, String)>> = BTreeMap::new();
-    for group in groups(root, read_manifests(root)?, target_file_bytes)? {
-        let segment = segment_name(COMPACTOR, next_seq);
-        next_seq += 1;
+    for (seq, group) in (first_seq..).zip(groups(root, read_manifests(root)?, target_file_bytes)?) {
+        let segment = segment_name(COMPACTOR, seq);
         let config = StoreConfig {
             target_file_bytes,
             row_group_rows: row_group_rows.max(1),
@@ -100,7 +102,7 @@ pub fn compact(root: &Path, target_file_bytes: u64, row_group_rows: usize) -> Re
             segment: segment.clone(),
             writer: COMPACTOR.to_owned(),
             files,
-            inputs: group.iter().flat_map(|e| e.inputs.iter().cloned()).collect(),
+            inputs: fold::fold_windows(group.iter().flat_map(|e| e.inputs.iter().cloned())),
             committed_at: manifest::now_rfc3339(),
             replaces: group.iter().map(|e| e.segment.clone()).collect(),
         };
@@ -120,6 +122,7 @@ pub fn compact(root: &Path, target_file_bytes: u64, row_group_rows: usize) -> Re
         let dropped = &drops[&table];
         generations::swap(root, &table, &|name| dropped.contains(name), &added)?;
     }
+    report.manifest_lines_folded = fold::fold_idle_manifests(root, &holder)?;
     Ok(report)
 }
 

@@ -68,6 +68,10 @@ pub struct Window {
     /// The input ended with this window.
     #[serde(default)]
     pub last: bool,
+    /// Set when compaction folded windows `index..=through` (of one run of one connection)
+    /// into this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<u64>,
 }
 
 /// A manifest as read: its complete lines, and where a torn tail starts (if any).

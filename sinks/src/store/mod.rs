@@ -59,11 +59,12 @@
 //!    time ([`StoreWriter::commit_window`]): its rows since its last window, in segments apart from
 //!    whole inputs', commit with a manifest line whose input entry carries its [`Window`].
 //!    [`committed_inputs`] lists whole inputs only, so a feed is never skipped.
-//! 10. Several runs may write at once: writer names are leased ([`lease`]: a lock the kernel drops
-//!    with the process), [`recover`] leaves leased writers' files alone, and [`claim_inputs`] keeps
-//!    two live runs off the same input.
-//! 11. [`compact`] rewrites runs of small segments as one, superseding them like a removal, and
-//!    swaps each table's next generation in at once ([`generations`]).
+//! 10. Several runs may write at once: writer names are leased ([`lease`]: a lock the kernel
+//!     drops with the process), [`recover`] leaves leased writers' files alone, and
+//!     [`claim_inputs`] keeps two live runs off the same input.
+//! 11. [`compact`] rewrites runs of small segments as one, superseding them like a removal,
+//!     swaps each table's next generation in at once ([`generations`]), and folds the lines it
+//!     superseded out of the manifests, so they grow with the data, not with the windows.
 //!
 //! A crash at any point thus leaves each input either committed in full, in exactly one segment,
 //! or not at all (and rolled back by the next recovery): re-running the inputs [`committed_inputs`]
@@ -75,6 +76,7 @@
 
 mod claims;
 mod compact;
+mod fold;
 pub mod generations;
 mod lease;
 mod manifest;

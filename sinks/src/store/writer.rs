@@ -11,10 +11,13 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
+use super::compact::COMPACTOR;
+use super::fold;
 use super::generations::{self, TablesLock};
 use super::lease::{self, Holder, Lease};
 use super::manifest::{self, CommittedFile, CommittedInput, Manifest, ManifestEntry, Window};
 use super::recover::{Recovery, recover_writer};
+use super::remove::REMOVER;
 use super::{MANIFEST_DIR, StoreError, check_name, final_name, manifest_path, segment_name, sync_dir, temp_name};
 
 /// How a [`StoreWriter`] sizes and labels its files.
@@ -65,6 +68,8 @@ pub struct StoreWriter {
     poisoned: Option<String>,
     /// Part files committed since the writer opened.
     files_committed: u64,
+    /// The compactor's and remover's manifests as they were when this writer last folded its own.
+    superseders_seen: [Option<(u64, std::time::SystemTime)>; 2],
     /// The writer's name, leased for as long as it is open.
     _lease: Lease,
     #[cfg(test)]
@@ -166,6 +171,7 @@ impl StoreWriter {
 
         let lease = lease::lease(root, writer, &Holder::this_process())?;
         let recovery = recover_writer(root, writer)?;
+        fold::fold_manifest(root, writer)?;
         let next_seq = Manifest::read(&manifest_path(root, writer))?.next_seq();
         Ok(StoreWriter {
             root: root.to_owned(),
@@ -183,6 +189,7 @@ impl StoreWriter {
             committed: HashSet::new(),
             poisoned: None,
             files_committed: 0,
+            superseders_seen: superseders_len(root),
             _lease: lease,
             #[cfg(test)]
             fail_point: None,
@@ -474,8 +481,28 @@ impl StoreWriter {
         for dir in &dirs {
             sync_dir(dir)?;
         }
+        self.fold_if_superseded();
         Ok(())
     }
+
+    /// Folds this writer's manifest once a compaction or removal has committed since it last
+    /// did, so a writer that runs for days keeps its manifest short (see [`fold`]). A failure
+    /// leaves the manifest as it was, which is just as right, only longer: it is tried again at
+    /// the next superseding commit, and at the next open.
+    fn fold_if_superseded(&mut self) {
+        let seen = superseders_len(&self.root);
+        if seen != self.superseders_seen && fold::fold_manifest(&self.root, &self.name).is_ok() {
+            self.superseders_seen = seen;
+        }
+    }
+}
+
+/// The compactor's and remover's manifests' sizes and times: they change when either commits.
+fn superseders_len(root: &Path) -> [Option<(u64, std::time::SystemTime)>; 2] {
+    [COMPACTOR, REMOVER].map(|w| {
+        let meta = std::fs::metadata(manifest_path(root, w)).ok()?;
+        Some((meta.len(), meta.modified().ok()?))
+    })
 }
 
 pub(super) fn writer_properties(config: &StoreConfig, table: &str, segment: &str) -> WriterProperties {

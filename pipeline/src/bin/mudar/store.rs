@@ -60,17 +60,20 @@ fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
                 "files_before": done.files_before,
                 "files_after": done.files_after,
                 "bytes": done.bytes,
+                "manifest_lines_folded": done.manifest_lines_folded,
             })
         );
     } else {
         eprintln!(
-            "mudar store compact: {}: {} segment(s) in {} file(s) rewritten as {} segment(s) in {} file(s) ({:.1} MiB)",
+            "mudar store compact: {}: {} segment(s) in {} file(s) rewritten as {} segment(s) in {} file(s) \
+             ({:.1} MiB); {} manifest line(s) folded",
             args.store.display(),
             done.segments_before,
             done.files_before,
             done.segments_after,
             done.files_after,
-            done.bytes as f64 / (1 << 20) as f64
+            done.bytes as f64 / (1 << 20) as f64,
+            done.manifest_lines_folded
         );
     }
     Ok(ExitCode::SUCCESS)
