@@ -2,8 +2,11 @@
 //!
 //! - [`motion`]: flow fields (`.flo`, colour code), PWC-Net and DIS flow,
 //!   HOOF, motion features, model-free visual beats.
-//! - [`metrics`]: downstream metrics (Beat Align Score).
+//! - [`metrics`]: downstream metrics (Beat Align Score, event matching,
+//!   retrieval's AP, R@K, P@K).
 //! - [`model`]: the MuDaR model (so far its losses, Eq. 18–20).
+//! - [`retrieval`]: music-to-dance similarity (Eq. 21: embeddings, rhythm,
+//!   both).
 //! - [`rhythm`]: music rhythm as librosa computes it (STFT, mel, onset
 //!   envelope, onsets, tempo, beats, tempogram), per clip and streaming.
 //! - [`synth`]: synthetic dance media with known ground truth (music with
@@ -13,6 +16,7 @@
 pub mod metrics;
 pub mod model;
 pub mod motion;
+pub mod retrieval;
 pub mod rhythm;
 pub mod synth;
 pub mod weights;

@@ -80,6 +80,45 @@ impl std::ops::Add for EventMatches {
     }
 }
 
+/// Average precision of one query's scores over its candidates, as scikit-learn's
+/// `average_precision_score` computes it: `AP = Σ_n (R_n − R_{n−1}) P_n` over the distinct
+/// scores from the highest down, where `P_n` and `R_n` are the precision and recall of taking
+/// every candidate scoring at least the n-th (candidates with equal scores enter together, so
+/// ties cost no order). `None` when no candidate is relevant.
+pub fn average_precision(scores: &[f64], relevant: &[bool]) -> Option<f64> {
+    let positives = relevant.iter().filter(|&&r| r).count();
+    if positives == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut taken, mut hits, mut ap) = (0usize, 0usize, 0.0);
+    let mut at = 0;
+    while at < order.len() {
+        let tied = order[at..].iter().take_while(|&&i| scores[i] == scores[order[at]]).count();
+        let new_hits = order[at..at + tied].iter().filter(|&&i| relevant[i]).count();
+        (taken, hits, at) = (taken + tied, hits + new_hits, at + tied);
+        ap += new_hits as f64 / positives as f64 * hits as f64 / taken as f64;
+    }
+    Some(ap)
+}
+
+/// Whether a relevant candidate is among the first `k` of `ranking` (candidate indices, best
+/// first). Averaged over queries this is R@K as retrieval papers report it (Table 3): the share
+/// of queries answered within the top K.
+pub fn hit_at_k(ranking: &[usize], relevant: &[bool], k: usize) -> bool {
+    ranking.iter().take(k).any(|&i| relevant[i])
+}
+
+/// The share of the first `k` of `ranking` that is relevant (P@K; fewer than `k` candidates
+/// count as misses, as for a query with a short list).
+pub fn precision_at_k(ranking: &[usize], relevant: &[bool], k: usize) -> f64 {
+    if k == 0 {
+        return 0.0;
+    }
+    ranking.iter().take(k).filter(|&&i| relevant[i]).count() as f64 / k as f64
+}
+
 fn ratio(part: usize, whole: usize, both_empty: bool) -> f64 {
     match whole {
         0 if both_empty => 1.0,
@@ -91,6 +130,24 @@ fn ratio(part: usize, whole: usize, both_empty: bool) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retrieval_metrics_by_hand() {
+        // Ranking: relevant, not, relevant, not. AP = (1/2)(1/1) + (1/2)(2/3) = 5/6.
+        let (scores, relevant) = ([0.9, 0.8, 0.7, 0.1], [true, false, true, false]);
+        assert!((average_precision(&scores, &relevant).unwrap() - 5.0 / 6.0).abs() < 1e-12);
+        // A relevant and an irrelevant candidate tied on top enter together: P = 1/2 there.
+        let (scores, relevant) = ([0.5, 0.5, 0.1], [false, true, true]);
+        assert!((average_precision(&scores, &relevant).unwrap() - (0.5 * 0.5 + 0.5 * 2.0 / 3.0)).abs() < 1e-12);
+        assert_eq!(average_precision(&[0.3, 0.2], &[false, false]), None);
+        // Negative scores are scores like any other (raw cosines).
+        assert_eq!(average_precision(&[-0.2, -0.9], &[true, false]), Some(1.0));
+        let ranking = [2, 0, 1, 3];
+        let relevant = [true, false, false, false];
+        assert!(!hit_at_k(&ranking, &relevant, 1) && hit_at_k(&ranking, &relevant, 2));
+        assert_eq!(precision_at_k(&ranking, &relevant, 2), 0.5);
+        assert_eq!(precision_at_k(&ranking, &relevant, 10), 0.1);
+    }
 
     #[test]
     fn event_matching_by_hand() {
