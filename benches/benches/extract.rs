@@ -82,6 +82,7 @@ fn render_dance(path: &Path, index: usize, seconds: f64, (width, height): (u32, 
         width,
         height,
         seed: index as u64,
+        music_seed: None,
         ..SynthConfig::default()
     };
     mudar_pipeline::synth::write_dance(&Dance::new(config)?, path, MediaFormat::Mp4, |_, _| {})?;

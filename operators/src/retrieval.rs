@@ -7,6 +7,8 @@
 //! rhythm points. Frames are the model's analysis frames (8 fps for the
 //! paper), so rhythm positions of both sides are comparable frame indices.
 
+use crate::metrics::EventMatches;
+
 /// The mean of `frames` (consecutive vectors of `dim` values each), scaled to unit length: a
 /// clip's, or several clips', per-frame embeddings pooled over time. `None` if there are no
 /// frames or they cancel out.
@@ -37,10 +39,12 @@ pub const RHYTHM_TOLERANCE: i64 = 1;
 
 /// S_r of Eq. 21, which the paper leaves undefined: Eq. 16's coincidence of rhythm positions,
 /// made invariant to where the dance starts in the music. For every offset d of the dance
-/// against the music, count the dance's rhythm points that land within ±[`RHYTHM_TOLERANCE`]
-/// frames of a music onset; take the best offset, divided by √(|music points|·|dance points|)
-/// so that neither a long query nor a busy dance wins by size alone (1.0 for two equal
-/// sequences whose points are over two frames apart: each then pairs with itself only).
+/// against the music, match the dance's rhythm points one to one with music onsets within
+/// ±[`RHYTHM_TOLERANCE`] frames (mir_eval's rule, as the rhythm metrics match); take the best
+/// offset's matches, divided by √(|music points|·|dance points|): the Ochiai coefficient (the
+/// cosine of the two binary sequences) at the best alignment, in [0, 1], 1 when the dance's
+/// points are the music's. Dividing by both sizes keeps a busy dance, which meets onsets by
+/// chance more often, from winning by its size alone.
 ///
 /// Why this and not Eq. 16 as written: Eq. 16 compares two onset sequences already on one
 /// timeline (a clip's own music against a candidate negative's), while a retrieval candidate is
@@ -48,25 +52,38 @@ pub const RHYTHM_TOLERANCE: i64 = 1;
 /// to the same song lines its rhythm points up with the song's onsets at one offset, a dance to
 /// other music only by chance at each.
 ///
-/// Counted pair by pair (`|music| · |dance|` steps), never frame by frame: rhythm points are
-/// sparse. Points are frame indices, each side sorted or not; duplicates count once.
+/// Rhythm points are sparse, so offsets are found pair by pair (3·|music|·|dance| steps give
+/// each offset an upper bound), and matched from the most promising down until no bound can
+/// beat the best. Points are frame indices, in any order; duplicates count once.
 pub fn rhythm_similarity(music: &[i64], dance: &[i64]) -> f64 {
     let (music, dance) = (dedup(music), dedup(dance));
     if music.is_empty() || dance.is_empty() {
         return 0.0;
     }
-    // hits[d] = pairs whose offset (music − dance) is exactly d, for d over the offsets there are.
-    let lo = music[0] - dance[dance.len() - 1] - RHYTHM_TOLERANCE;
-    let hi = music[music.len() - 1] - dance[0] + RHYTHM_TOLERANCE;
-    let mut hits = vec![0u32; (hi - lo + 1) as usize];
-    for &m in &music {
+    // The frames within tolerance of an onset, each once: a dance point at v can meet the
+    // music at offset d only if v + d is one of them, so their count bounds the matches.
+    let near = dedup(&music.iter().flat_map(|&m| m - RHYTHM_TOLERANCE..=m + RHYTHM_TOLERANCE).collect::<Vec<_>>());
+    let lo = near[0] - dance[dance.len() - 1];
+    let hi = near[near.len() - 1] - dance[0];
+    let mut bounds = vec![0u32; (hi - lo + 1) as usize];
+    for &m in &near {
         for &v in &dance {
-            hits[(m - v - lo) as usize] += 1;
+            bounds[(m - v - lo) as usize] += 1;
         }
     }
-    // Within tolerance at offset d: the exact hits at d−1, d, d+1 (a box filter).
-    let width = 2 * RHYTHM_TOLERANCE as usize + 1;
-    let best = hits.windows(width).map(|w| w.iter().sum::<u32>()).max().unwrap_or(0);
+    let mut offsets: Vec<(u32, i64)> =
+        bounds.iter().enumerate().filter(|(_, b)| **b > 0).map(|(i, &b)| (b, lo + i as i64)).collect();
+    offsets.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut best = 0;
+    let mut shifted = Vec::with_capacity(dance.len());
+    for (bound, offset) in offsets {
+        if bound as usize <= best {
+            break;
+        }
+        shifted.clear();
+        shifted.extend(dance.iter().map(|v| v + offset));
+        best = best.max(EventMatches::of(&music, &shifted, RHYTHM_TOLERANCE).matched);
+    }
     best as f64 / ((music.len() * dance.len()) as f64).sqrt()
 }
 
@@ -128,6 +145,10 @@ mod tests {
         assert!((rhythm_similarity(&[0, 8, 16, 24], &[0, 8, 19, 27]) - 0.5).abs() < 1e-12);
         // Off by two, the offset between (−1) has all four within a frame.
         assert!((rhythm_similarity(&[0, 8, 16, 24], &[0, 8, 18, 26]) - 1.0).abs() < 1e-12);
+        // Onsets on neighbouring frames: a dance point near both still counts once.
+        assert!((rhythm_similarity(&[7, 8, 9, 16], &[8, 16]) - 2.0 / 8f64.sqrt()).abs() < 1e-12);
+        // Dance points on neighbouring frames: one onset takes one of them.
+        assert!((rhythm_similarity(&[8, 16], &[7, 8, 9, 16]) - 2.0 / 8f64.sqrt()).abs() < 1e-12);
         // Music with 16 points, a dance with 4 of them: 4 / √(16·4).
         let music: Vec<i64> = (0..16).map(|k| k * 4).collect();
         assert!((rhythm_similarity(&music, &[0, 4, 8, 12]) - 0.5).abs() < 1e-12);
@@ -135,6 +156,29 @@ mod tests {
         assert_eq!(rhythm_similarity(&[], &[1, 2]), 0.0);
         // Duplicates count once; order does not matter.
         assert!((rhythm_similarity(&[24, 0, 16, 8, 8], &[16, 0, 24, 8]) - 1.0).abs() < 1e-12);
+    }
+
+    /// The definition, every offset matched, against the bounded search.
+    #[test]
+    fn rhythm_similarity_is_its_definition() {
+        let mut rng = crate::synth::SplitMix64::new(3);
+        for _ in 0..200 {
+            let points = |rng: &mut crate::synth::SplitMix64, n: usize, span: f64| -> Vec<i64> {
+                (0..n).map(|_| (rng.unit() * span) as i64 - 5).collect()
+            };
+            let n = 1 + (rng.unit() * 30.0) as usize;
+            let (music, dance) = (points(&mut rng, n, 120.0), points(&mut rng, 1 + n / 2, 60.0));
+            let (m, v) = (dedup(&music), dedup(&dance));
+            let best = (-200..200)
+                .map(|d| {
+                    let shifted: Vec<i64> = v.iter().map(|p| p + d).collect();
+                    EventMatches::of(&m, &shifted, RHYTHM_TOLERANCE).matched
+                })
+                .max()
+                .unwrap();
+            let expected = best as f64 / ((m.len() * v.len()) as f64).sqrt();
+            assert!((rhythm_similarity(&music, &dance) - expected).abs() < 1e-12, "{music:?} {dance:?}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst_video::prelude::*;
 
-use crate::clip::Span;
+use crate::clip::{ClipRule, Span};
 use crate::error::{ErrorKind, MediaError};
 
 /// How the frame is fitted into the output size.
@@ -929,6 +929,29 @@ impl Drop for MediaSource {
             bus.unset_sync_handler();
         }
     }
+}
+
+/// Decodes `input`'s audio track (the span `clip` keeps; all of it for `ClipRule::Whole`) at
+/// `sr`, mono; returns the samples and the media time of the first.
+pub fn decode_audio(input: &str, sr: u32, clip: ClipRule) -> Result<(Vec<f32>, Duration), MediaError> {
+    let audio_only =
+        SourceConfig { audio: Some(AudioOutput { sample_rate: sr }), video: None, ..SourceConfig::default() };
+    let span = match clip {
+        ClipRule::Whole => None,
+        rule => {
+            let duration = MediaSource::open(input, &audio_only)?.duration();
+            rule.decode_span(duration)
+        }
+    };
+    let mut samples = Vec::new();
+    let mut start = None;
+    for packet in MediaSource::open(input, &SourceConfig { span, ..audio_only })? {
+        if let Packet::Audio(chunk) = packet? {
+            start.get_or_insert(chunk.pts);
+            samples.extend_from_slice(&chunk.samples);
+        }
+    }
+    Ok((samples, start.unwrap_or_default()))
 }
 
 /// Sets a network source's `latency` property (milliseconds, as rtspsrc and srtsrc take it), if

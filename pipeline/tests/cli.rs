@@ -39,6 +39,7 @@ fn synth_renders_what_it_says() {
         width: 256,
         height: 256,
         seed: 11,
+        music_seed: None,
         ..SynthConfig::default()
     };
     let dance = Dance::new(config).unwrap();

@@ -124,7 +124,16 @@ pub struct SynthConfig {
     pub fps: u32,
     pub sample_rate: u32,
     pub seed: u64,
+    /// Dance to the music of this seed (the score `seed: music_seed` composes, the style and
+    /// tempo options being equal) instead of the seed's own: several dancers to one song,
+    /// the ground truth of music-to-dance retrieval. The dancer (key poses, backdrop) is
+    /// still the seed's.
+    #[serde(default)]
+    pub music_seed: Option<u64>,
 }
+
+/// Salt of a dancer's draws when its music is another seed's.
+const DANCER_STREAM: u64 = 0x5EED_DA4C_E000_0001;
 
 impl Default for SynthConfig {
     fn default() -> Self {
@@ -139,6 +148,7 @@ impl Default for SynthConfig {
             fps: 24,
             sample_rate: 44_100,
             seed: 0,
+            music_seed: None,
         }
     }
 }
@@ -168,6 +178,9 @@ pub struct GroundTruth {
     pub style: Style,
     pub style_label: u32,
     pub seed: u64,
+    /// The seed whose music this dance is to, when not its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub music_seed: Option<u64>,
     pub tempo_bpm: f64,
     pub meter: u32,
     pub swing: f64,
@@ -201,10 +214,11 @@ pub struct Dance {
 
 impl Dance {
     pub fn new(config: SynthConfig) -> Result<Dance, SynthError> {
-        let tempo_bpm = config.tempo_bpm.unwrap_or(config.style.tempo_for_seed(config.seed));
+        let music_seed = config.music_seed.unwrap_or(config.seed);
+        let tempo_bpm = config.tempo_bpm.unwrap_or(config.style.tempo_for_seed(music_seed));
         let meter = config.meter.unwrap_or(config.style.default_meter());
         validate(&config, tempo_bpm, meter)?;
-        let mut rng = SplitMix64::new(config.seed);
+        let mut rng = SplitMix64::new(music_seed);
         let score = Score::compose(
             config.style,
             tempo_bpm,
@@ -214,6 +228,11 @@ impl Dance {
             config.sample_rate,
             &mut rng,
         );
+        // A seed dancing to its own music draws on from where the score stopped (so seeds
+        // render as they always did); to another's, from a stream of its own.
+        if config.music_seed.is_some() {
+            rng = SplitMix64::new(config.seed ^ DANCER_STREAM);
+        }
         let accents: Vec<f64> = score.beat_times.iter().copied().step_by(config.style.beats_per_accent()).collect();
         let key_poses = (0..=accents.len()).map(|_| Pose::random(config.style, &mut rng)).collect();
         let skeleton = Skeleton::for_frame(config.width, config.height);
@@ -245,6 +264,7 @@ impl Dance {
             style: c.style,
             style_label: c.style.label(),
             seed: c.seed,
+            music_seed: c.music_seed,
             tempo_bpm: self.tempo_bpm,
             meter: self.meter,
             swing: c.swing,
@@ -363,6 +383,24 @@ mod tests {
         assert_eq!(a.render_frame(13), b.render_frame(13));
         assert_eq!(a.ground_truth(), b.ground_truth());
         assert_ne!(a.render_frame(13), dance(Style::House, 8).render_frame(13));
+    }
+
+    #[test]
+    fn dancers_share_a_song_by_its_seed() {
+        let to = |seed, music| {
+            let config = SynthConfig { music_seed: Some(music), ..dance(Style::Waltz, seed).config().clone() };
+            Dance::new(config).unwrap()
+        };
+        let (song, first, second) = (dance(Style::Waltz, 3), to(10, 3), to(11, 3));
+        for other in [&first, &second] {
+            assert_eq!(other.render_audio(), song.render_audio());
+            assert_eq!(other.ground_truth().beat_times, song.ground_truth().beat_times);
+            assert_eq!(other.ground_truth().visual_accent_times, song.ground_truth().visual_accent_times);
+        }
+        // Other dancers: other key poses and backdrops.
+        assert_ne!(first.render_frame(13), second.render_frame(13));
+        assert_ne!(first.render_frame(13), song.render_frame(13));
+        assert_eq!(first.ground_truth().music_seed, Some(3));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use mudar_operators::model::targets::{envelope_at_frames, onset_flags};
 use mudar_operators::model::{ModelConfig, SamplingParams};
+use mudar_operators::rhythm::stft::Frames;
 use mudar_operators::rhythm::{self, RhythmParams, SpectrogramParams, audio_input};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -299,14 +300,9 @@ fn training_clip(
     let spec = &params.rhythm.spectrogram;
     let sr = clip.sample_rate.max(1) as f64;
     let before = inner.start.saturating_sub(clip.audio_start).as_secs_f64();
-    let offset_samples = (before * sr).round() as usize;
-    // Start the window a whole number of hops before the clip, so its frames are the clip's own.
-    let (hops, skip) = (offset_samples / spec.hop_length, offset_samples % spec.hop_length);
-    let window = clip.audio.get(skip..).unwrap_or_default();
-    let input = audio_input(window, &params.rhythm).map_err(|e| format!("{}: {e}", what()))?;
-    if input.len() < hops + params.audio_frames {
-        return Err(format!("{}: the audio ends before the clip does", what()));
-    }
+    let (input, hops, window) =
+        clip_audio_input(&clip.audio, clip.sample_rate, before, params.audio_frames, &params.rhythm)
+            .map_err(|e| format!("{}: {e}", what()))?;
     let clip_samples = (inner.length().as_secs_f64() * sr).round() as usize;
     let own = &window[hops * spec.hop_length..(hops * spec.hop_length + clip_samples).min(window.len())];
     let music = rhythm::analyze(own, &params.rhythm).map_err(|e| format!("{}: {e}", what()))?;
@@ -333,6 +329,29 @@ fn training_clip(
         visual_beats: frames.iter().map(|f| f.visual_beat).collect(),
         frame_times: frames.iter().map(|f| f.pts.as_secs_f64()).collect(),
     })
+}
+
+/// The model's audio input around a clip that starts `before_s` into `audio` (the clip's
+/// audio with the margin before it, at `sample_rate`): the features of the whole window, the
+/// row where the clip starts, and the samples the features were computed on (the window from
+/// a whole number of hops before the clip, so its frames are the clip's own). Training,
+/// extraction and retrieval queries all cut the model's audio this way.
+pub fn clip_audio_input<'a>(
+    audio: &'a [f32],
+    sample_rate: u32,
+    before_s: f64,
+    audio_frames: usize,
+    rhythm: &RhythmParams,
+) -> Result<(Frames, usize, &'a [f32]), String> {
+    let hop = rhythm.spectrogram.hop_length;
+    let offset_samples = (before_s * sample_rate.max(1) as f64).round() as usize;
+    let (hops, skip) = (offset_samples / hop, offset_samples % hop);
+    let window = audio.get(skip..).unwrap_or_default();
+    let input = audio_input(window, rhythm).map_err(|e| e.to_string())?;
+    if input.len() < hops + audio_frames {
+        return Err("the audio ends before the clip does".to_owned());
+    }
+    Ok((input, hops, window))
 }
 
 /// The cache file of a clip: `DIR/v<stream>-c<clip>.safetensors`, its

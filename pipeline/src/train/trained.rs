@@ -49,6 +49,11 @@ impl TrainedModel {
         self.model.infer(frames, hoof, audio, &self.thresholds)
     }
 
+    /// f'_a of music alone: the audio encoder's embeddings of `audio` [B, T_a, F], [B, T·E].
+    pub fn audio_embedding(&self, audio: &Tensor) -> Tensor {
+        tch::no_grad(|| self.model.audio(&audio.to_device(self.device), false).embedding)
+    }
+
     pub fn config(&self) -> &ModelConfig {
         self.model.config()
     }

@@ -97,7 +97,7 @@ pub use lease::{Holder, Lease, held_by, lease, try_lease};
 pub use manifest::{CommittedFile, CommittedInput, ManifestEntry, Window};
 pub use recover::{Recovery, committed_inputs, input_configs, pending_recovery, read_manifests, recover};
 pub use remove::{Removal, remove_inputs};
-pub use snapshot::{read_committed, write_snapshot};
+pub use snapshot::{read_committed, scan_committed, write_snapshot};
 pub use writer::{StoreConfig, StoreWriter};
 
 /// Folder under the store root holding one manifest per writer.

@@ -5,8 +5,8 @@ use std::fs::File;
 use std::path::Path;
 
 use arrow_array::RecordBatch;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 
 use super::recover::read_manifests;
 use super::writer::{StoreConfig, writer_properties};
@@ -27,6 +27,34 @@ pub fn read_committed(root: &Path, table: &str) -> Result<Vec<RecordBatch>, Stor
         }
     }
     Ok(batches)
+}
+
+/// Hands every committed row of `table` to `each`, a batch at a time, reading only `columns`
+/// (all when `None`): what a reader bounded in memory by a batch, not by the table, needs.
+pub fn scan_committed<E: From<StoreError>>(
+    root: &Path,
+    table: &str,
+    columns: Option<&[&str]>,
+    mut each: impl FnMut(RecordBatch) -> Result<(), E>,
+) -> Result<(), E> {
+    for entry in read_manifests(root)? {
+        for file in entry.files.iter().filter(|f| f.table == table) {
+            let path = root.join(&file.path);
+            let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).map_err(StoreError::io(&path))?)
+                .map_err(StoreError::parquet(&path))?;
+            let builder = match columns {
+                Some(names) => {
+                    let mask = ProjectionMask::columns(builder.parquet_schema(), names.iter().copied());
+                    builder.with_projection(mask)
+                }
+                None => builder,
+            };
+            for batch in builder.build().map_err(StoreError::parquet(&path))? {
+                each(batch.map_err(|e| StoreError::parquet(&path)(e.into()))?)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Replaces the derived table `table` with `batch`: one file,

@@ -22,6 +22,7 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum What {
     Rhythm(RhythmArgs),
+    Retrieval(crate::retrieve::EvalArgs),
 }
 
 /// Visual rhythm recall, precision and F-measure against the music onsets
@@ -64,7 +65,10 @@ struct RhythmArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let What::Rhythm(args) = args.what;
+    let args = match args.what {
+        What::Rhythm(args) => args,
+        What::Retrieval(args) => return crate::retrieve::run_eval(args),
+    };
     let inputs = expand_inputs(&args.inputs)?;
     anyhow::ensure!(args.tolerance >= 0, "--tolerance must be at least 0");
     if let Some(p) = args.threshold {

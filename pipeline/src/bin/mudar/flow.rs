@@ -92,7 +92,7 @@ impl BackendArgs {
     }
 }
 
-fn parse_device(name: &str) -> anyhow::Result<tch::Device> {
+pub fn parse_device(name: &str) -> anyhow::Result<tch::Device> {
     let device = match name {
         "auto" => tch::Device::cuda_if_available(),
         "cpu" => tch::Device::Cpu,

@@ -12,6 +12,7 @@ mod motion;
 mod music;
 mod probe;
 mod progress;
+mod retrieve;
 mod store;
 mod synth;
 mod train;
@@ -41,6 +42,7 @@ enum Command {
     Synth(synth::Args),
     Train(train::Args),
     Eval(eval::Args),
+    Retrieve(retrieve::Args),
     Store(store::Args),
     Info(info::Args),
 }
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => synth::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Retrieve(args) => retrieve::run(args),
         Command::Store(args) => store::run(args),
         Command::Info(args) => info::run(args),
     };

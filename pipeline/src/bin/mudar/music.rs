@@ -7,7 +7,7 @@ use anyhow::Context;
 use mudar_operators::rhythm::{
     self, Aggregate, BeatParams, DbParams, OnsetParams, PeakPickParams, RhythmParams, SpectrogramParams, TempoParams,
 };
-use mudar_pipeline::{AudioOutput, ClipRule, MediaSource, Packet, SourceConfig};
+use mudar_pipeline::ClipRule;
 use serde_json::json;
 
 /// Onset envelope, onsets, tempo and beats of each input's audio track,
@@ -148,24 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Decodes the input's audio (the clip's span of it) at `sr`.
 pub fn decode_audio(input: &str, sr: u32, clip: ClipRule) -> anyhow::Result<(Vec<f32>, Duration)> {
-    let audio_only =
-        SourceConfig { audio: Some(AudioOutput { sample_rate: sr }), video: None, ..SourceConfig::default() };
-    let span = match clip {
-        ClipRule::Whole => None,
-        rule => {
-            let duration = MediaSource::open(input, &audio_only)?.duration();
-            rule.decode_span(duration)
-        }
-    };
-    let mut samples = Vec::new();
-    let mut start = None;
-    for packet in MediaSource::open(input, &SourceConfig { span, ..audio_only })? {
-        if let Packet::Audio(chunk) = packet? {
-            start.get_or_insert(chunk.pts);
-            samples.extend_from_slice(&chunk.samples);
-        }
-    }
-    Ok((samples, start.unwrap_or_default()))
+    Ok(mudar_pipeline::source::decode_audio(input, sr, clip)?)
 }
 
 fn analyze(input: &str, args: &Args, params: &RhythmParams) -> anyhow::Result<String> {

@@ -57,6 +57,12 @@ pub struct Args {
     /// Seed of the first dance.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Dance to the music of this seed (what `--seed MUSIC` renders, with the same style and
+    /// tempo options): dances of several seeds with one --music are different dancers to one
+    /// song, the ground truth of `mudar eval retrieval`. Render the song alone with
+    /// `--seed MUSIC --format wav`.
+    #[arg(long, value_name = "MUSIC")]
+    music: Option<u64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -74,9 +80,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             fps: args.fps,
             sample_rate: args.sample_rate,
             seed,
+            music_seed: args.music,
         };
         let dance = Dance::new(config).context("invalid synth options")?;
-        let path = args.out.join(format!("dance-{seed:04}-{style}.{}", args.format.extension()));
+        let music = args.music.map_or(String::new(), |m| format!("-m{m:04}"));
+        let path = args.out.join(format!("dance-{seed:04}-{style}{music}.{}", args.format.extension()));
         let unit = if args.format.has_video() { "frames" } else { "s" };
         let bar = progress::bar(0, path.display().to_string(), unit);
         let truth = write_dance(&dance, &path, args.format, |done, total| {
