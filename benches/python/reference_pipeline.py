@@ -169,11 +169,13 @@ def extract(path, out):
     visual_times = frame_times[np.asarray(beats, dtype=int) + 1] if len(beats) else np.zeros(0)
     visual_times = visual_times[(visual_times >= start) & (visual_times < end)]
     in_clip = (frame_times[: len(energy)] >= start) & (frame_times[: len(energy)] < end)
+    # Beat Align Score both ways: music -> motion (Bailando), motion -> music (AIST++/FACT).
     if len(beat_times) and len(visual_times):
-        distance = np.abs(beat_times[:, None] - visual_times[None, :]).min(axis=1)
-        score = float(np.mean(np.exp(-(distance**2) / (2 * SIGMA_S**2))))
+        distance = np.abs(beat_times[:, None] - visual_times[None, :])
+        to_motion = float(np.mean(np.exp(-(distance.min(axis=1) ** 2) / (2 * SIGMA_S**2))))
+        to_music = float(np.mean(np.exp(-(distance.min(axis=0) ** 2) / (2 * SIGMA_S**2))))
     else:
-        score = None
+        to_motion = to_music = None
     pq.write_table(
         pa.table(
             {
@@ -186,7 +188,8 @@ def extract(path, out):
                 "beat_times": [beat_times.tolist()],
                 "visual_beat_times": [visual_times.tolist()],
                 "mean_motion": [float(np.mean(np.asarray(energy)[in_clip])) if in_clip.any() else None],
-                "beat_align_score": [score],
+                "beat_align_music_to_motion": [to_motion],
+                "beat_align_motion_to_music": [to_music],
             }
         ),
         out / f"{name}.clips.parquet",

@@ -5,6 +5,8 @@
 //! - [`metrics`]: downstream metrics (Beat Align Score, event matching,
 //!   retrieval's AP, R@K, P@K).
 //! - [`model`]: the MuDaR model (so far its losses, Eq. 18–20).
+//! - [`retarget`]: music-dance retargeting (Eq. 22–23: DTW on rhythm
+//!   points; temporal shifting and acceleration) and how well it aligns.
 //! - [`retrieval`]: music-to-dance similarity (Eq. 21: embeddings, rhythm,
 //!   both).
 //! - [`rhythm`]: music rhythm as librosa computes it (STFT, mel, onset
@@ -16,6 +18,7 @@
 pub mod metrics;
 pub mod model;
 pub mod motion;
+pub mod retarget;
 pub mod retrieval;
 pub mod rhythm;
 pub mod synth;

@@ -1,22 +1,34 @@
 //! Downstream metrics.
 
-/// Beat Align Score (Li et al. 2021, AIST++/FACT; Siyao et al. 2022,
-/// Bailando), music → dance: `BAS = 1/|B_m| Σ_{t ∈ B_m} exp(−min_{s ∈ B_d} (s − t)² / 2σ²)`,
-/// with `B_m` the music beats and `B_d` the dance (visual) beats, in seconds,
-/// and `sigma_s` the tolerance (their σ = 3 frames at 60 fps, 0.05 s). How
-/// well the dance follows the music, in [0, 1]; `None` when either set is empty.
-pub fn beat_align_score(music_beats: &[f64], dance_beats: &[f64], sigma_s: f64) -> Option<f64> {
-    if music_beats.is_empty() || dance_beats.is_empty() {
+/// Beat Align Score, music → motion, as Bailando (Siyao et al. 2022) defines it: for each
+/// music beat, how near the nearest motion (visual) beat is,
+/// `BAS = 1/|B_m| Σ_{t ∈ B_m} exp(−min_{s ∈ B_d} (s − t)² / 2σ²)`, times in seconds, `sigma_s`
+/// the tolerance (their σ = 3 frames at 60 fps, 0.05 s). How much of the music the dance
+/// marks, in [0, 1]; `None` when either set is empty.
+pub fn beat_align_music_to_motion(music_beats: &[f64], motion_beats: &[f64], sigma_s: f64) -> Option<f64> {
+    mean_nearest_kernel(music_beats, motion_beats, sigma_s)
+}
+
+/// Beat Align Score, motion → music, as AIST++/FACT (Li et al. 2021) defines it: for each
+/// motion beat, how near the nearest music beat is (the same kernel the other way round). How
+/// much of the dance lands on the music, in [0, 1]; `None` when either set is empty.
+pub fn beat_align_motion_to_music(motion_beats: &[f64], music_beats: &[f64], sigma_s: f64) -> Option<f64> {
+    mean_nearest_kernel(motion_beats, music_beats, sigma_s)
+}
+
+/// Mean over `from` of exp(−d²/2σ²), d the distance to the nearest of `to`.
+fn mean_nearest_kernel(from: &[f64], to: &[f64], sigma_s: f64) -> Option<f64> {
+    if from.is_empty() || to.is_empty() {
         return None;
     }
-    let score: f64 = music_beats
+    let score: f64 = from
         .iter()
         .map(|&t| {
-            let nearest = dance_beats.iter().map(|&s| (s - t) * (s - t)).fold(f64::INFINITY, f64::min);
+            let nearest = to.iter().map(|&s| (s - t) * (s - t)).fold(f64::INFINITY, f64::min);
             (-nearest / (2.0 * sigma_s * sigma_s)).exp()
         })
         .sum();
-    Some(score / music_beats.len() as f64)
+    Some(score / from.len() as f64)
 }
 
 /// Counts of a one-to-one matching of estimated events to reference events
@@ -165,14 +177,24 @@ mod tests {
     }
 
     #[test]
-    fn beat_align_score_by_hand() {
-        assert_eq!(beat_align_score(&[1.0, 2.0], &[1.0, 2.0, 3.0], 0.05), Some(1.0));
-        // One beat hit, one 0.1 s off: (1 + e^(−0.01 / 0.005)) / 2.
-        let score = beat_align_score(&[1.0, 2.0], &[1.0, 2.1], 0.05).unwrap();
+    fn beat_align_scores_by_hand() {
+        let (to_motion, to_music) = (beat_align_music_to_motion, beat_align_motion_to_music);
+        assert_eq!(to_motion(&[1.0, 2.0], &[1.0, 2.0, 3.0], 0.05), Some(1.0));
+        // One music beat 0.1 s = 2σ off its nearest motion beat: exp(−2).
+        let score = to_motion(&[1.0, 2.0], &[1.0, 2.1], 0.05).unwrap();
         assert!((score - (1.0 + (-2.0f64).exp()) / 2.0).abs() < 1e-12);
-        // Direction: extra dance beats cost nothing, missed music beats do.
-        assert_eq!(beat_align_score(&[1.0], &[1.0, 5.0, 7.0], 0.05), Some(1.0));
-        assert!(beat_align_score(&[1.0, 5.0, 7.0], &[1.0], 0.05).unwrap() < 0.34);
-        assert_eq!(beat_align_score(&[], &[1.0], 0.05), None);
+        // A dance marking one beat of three: it covers a third of the music, but all of it
+        // lands on the music.
+        let (music, motion) = ([1.0, 5.0, 7.0], [1.0]);
+        assert!((to_motion(&music, &motion, 0.05).unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(to_music(&motion, &music, 0.05), Some(1.0));
+        // A dance with extra moves off the beat: all music beats marked, half the moves on it.
+        let (music, motion) = ([1.0, 2.0], [1.0, 1.5, 2.0, 2.5]);
+        assert_eq!(to_motion(&music, &motion, 0.05), Some(1.0));
+        let off = (-0.25f64 / (2.0 * 0.05 * 0.05)).exp();
+        assert!((to_music(&motion, &music, 0.05).unwrap() - (2.0 + 2.0 * off) / 4.0).abs() < 1e-12);
+        for (a, b) in [(&[][..], &[1.0][..]), (&[1.0][..], &[][..])] {
+            assert_eq!((to_motion(a, b, 0.05), to_music(a, b, 0.05)), (None, None));
+        }
     }
 }

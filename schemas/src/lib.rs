@@ -11,4 +11,4 @@ pub use media::{AudioStreamInfo, MediaInfo, VideoStreamInfo};
 pub use rows::{AudioFrameRow, ClipRow, FeedEventRow, MediaRow, VideoFrameRow, VideoRow};
 
 /// Version of the row types in this crate, written into every file's metadata.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;

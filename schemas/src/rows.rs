@@ -73,10 +73,13 @@ pub struct ClipRow {
     pub visual_beat_times: Vec<f64>,
     /// Mean motion energy over the clip's frames.
     pub mean_motion: f32,
-    /// Beat Align Score, music → dance (AIST++/FACT, Bailando): the mean over
-    /// music beats of exp(−d²/2σ²), d the distance to the nearest visual
-    /// beat; `None` without music beats or visual beats.
-    pub beat_align_score: Option<f64>,
+    /// Beat Align Score, music → motion (Bailando): the mean over music beats of
+    /// exp(−d²/2σ²), d the distance to the nearest visual beat; `None` without
+    /// music beats or visual beats.
+    pub beat_align_music_to_motion: Option<f64>,
+    /// Beat Align Score, motion → music (AIST++/FACT): the mean over visual beats
+    /// of exp(−d²/2σ²), d the distance to the nearest music beat.
+    pub beat_align_motion_to_music: Option<f64>,
     /// A trained MuDaR's unit-length embeddings of the clip's dance (f'_v) and
     /// music (f'_a) (`mudar extract --model`); `None` without a model.
     pub visual_embedding: Option<Vec<f32>>,
@@ -93,8 +96,9 @@ pub struct VideoRow {
     pub tempo_bpm: Option<f64>,
     pub onsets: u64,
     pub visual_beats: u64,
-    /// Mean of the clips' Beat Align Scores (music → dance).
-    pub beat_align_score: Option<f64>,
+    /// Means of the clips' Beat Align Scores, each way (over the clips that have one).
+    pub beat_align_music_to_motion: Option<f64>,
+    pub beat_align_motion_to_music: Option<f64>,
 }
 
 /// `feed_events`: what happened to a live feed's connections, one row per

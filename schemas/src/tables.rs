@@ -157,7 +157,8 @@ fn clips_fields() -> Vec<Field> {
         times_field("beat_times"),
         times_field("visual_beat_times"),
         Field::new("mean_motion", DataType::Float32, false),
-        Field::new("beat_align_score", DataType::Float64, true),
+        Field::new("beat_align_music_to_motion", DataType::Float64, true),
+        Field::new("beat_align_motion_to_music", DataType::Float64, true),
     ]
 }
 
@@ -323,7 +324,8 @@ pub fn clips_batch(
         times(&|r| &r.beat_times),
         times(&|r| &r.visual_beat_times),
         Arc::new(rows.iter().map(|r| r.mean_motion).collect::<Float32Array>()),
-        Arc::new(rows.iter().map(|r| r.beat_align_score).collect::<Float64Array>()),
+        Arc::new(rows.iter().map(|r| r.beat_align_music_to_motion).collect::<Float64Array>()),
+        Arc::new(rows.iter().map(|r| r.beat_align_motion_to_music).collect::<Float64Array>()),
     ];
     columns.extend(capture_columns(capture, rows.iter().map(|r| r.start_s)));
     if let Some(dim) = layout.embedding_dim {
@@ -349,7 +351,8 @@ pub fn videos_schema() -> SchemaRef {
         Field::new("tempo_bpm", DataType::Float64, true),
         Field::new("onsets", DataType::UInt64, false),
         Field::new("visual_beats", DataType::UInt64, false),
-        Field::new("beat_align_score", DataType::Float64, true),
+        Field::new("beat_align_music_to_motion", DataType::Float64, true),
+        Field::new("beat_align_motion_to_music", DataType::Float64, true),
     ])
 }
 
@@ -364,7 +367,8 @@ pub fn videos_batch(rows: &[(String, VideoRow)]) -> Result<RecordBatch, ArrowErr
             Arc::new(rows.iter().map(|(_, r)| r.tempo_bpm).collect::<Float64Array>()),
             Arc::new(rows.iter().map(|(_, r)| r.onsets).collect::<UInt64Array>()),
             Arc::new(rows.iter().map(|(_, r)| r.visual_beats).collect::<UInt64Array>()),
-            Arc::new(rows.iter().map(|(_, r)| r.beat_align_score).collect::<Float64Array>()),
+            Arc::new(rows.iter().map(|(_, r)| r.beat_align_music_to_motion).collect::<Float64Array>()),
+            Arc::new(rows.iter().map(|(_, r)| r.beat_align_motion_to_music).collect::<Float64Array>()),
         ],
     )
 }
@@ -409,13 +413,14 @@ mod tests {
             beat_times: vec![1.5],
             visual_beat_times: vec![],
             mean_motion: 0.5,
-            beat_align_score: None,
+            beat_align_music_to_motion: None,
+            beat_align_motion_to_music: None,
             visual_embedding: Some(vec![0.6, 0.8]),
             audio_embedding: None,
         };
         let batch = clips_batch("a.mp4", plain, None, std::slice::from_ref(&clip)).unwrap();
         assert_eq!(batch.column_by_name("onset_times").unwrap().as_list::<i32>().value(0).len(), 2);
-        assert!(batch.column_by_name("beat_align_score").unwrap().is_null(0));
+        assert!(batch.column_by_name("beat_align_music_to_motion").unwrap().is_null(0));
         assert!(batch.column_by_name("visual_embedding").is_none());
         let batch = clips_batch("a.mp4", with_model, None, std::slice::from_ref(&clip)).unwrap();
         let visual = batch.column_by_name("visual_embedding").unwrap().as_fixed_size_list();

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mudar_operators::metrics::beat_align_score;
+use mudar_operators::metrics::{beat_align_motion_to_music, beat_align_music_to_motion};
 use mudar_operators::rhythm::{self, RhythmParams};
 use mudar_schemas::{ClipRow, VideoFrameRow};
 use timely::dataflow::Stream;
@@ -146,12 +146,14 @@ pub fn clip_row(index: u32, clip: &Clip<VideoFrameRow>, params: &ClipParams) -> 
     } else {
         clip.frames.iter().map(|f| f.motion_energy).sum::<f32>() / clip.frames.len() as f32
     };
+    let sigma = params.beat_align_sigma_s;
     Ok(ClipRow {
         clip: index,
         start_s: clip.span.start.as_secs_f64(),
         end_s: clip.span.end.as_secs_f64().min(clip_end(clip)),
         tempo_bpm,
-        beat_align_score: beat_align_score(&beat_times, &visual_beat_times, params.beat_align_sigma_s),
+        beat_align_music_to_motion: beat_align_music_to_motion(&beat_times, &visual_beat_times, sigma),
+        beat_align_motion_to_music: beat_align_motion_to_music(&visual_beat_times, &beat_times, sigma),
         onset_times,
         beat_times,
         visual_beat_times,

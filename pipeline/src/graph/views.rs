@@ -29,11 +29,12 @@ pub enum Fact {
     /// From `media`: duration (µs), onsets and visual beats of the whole input (of one
     /// connection, for a live feed).
     Media { duration_us: Option<u64>, onsets: u64, visual_beats: u64 },
-    /// From `clips`: tempo (milli-bpm) and Beat Align Score (×10⁹).
-    Clip { clip: u32, tempo_mbpm: i64, beat_align_nano: Option<i64> },
+    /// From `clips`: tempo (milli-bpm) and the Beat Align Scores (×10⁹), music → motion and
+    /// motion → music.
+    Clip { clip: u32, tempo_mbpm: i64, beat_align_nano: [Option<i64>; 2] },
     /// Many clips at once (a live connection's, as they come): their count, the sum of their
-    /// tempos and of the scores of the `scored` ones that have one.
-    Clips { clips: u64, tempo_sum_mbpm: i64, score_sum_nano: i64, scored: u64 },
+    /// tempos and, each way, of the scores of the `scored` ones that have one.
+    Clips { clips: u64, tempo_sum_mbpm: i64, score_sum_nano: [i64; 2], scored: [u64; 2] },
 }
 
 impl Fact {
@@ -49,14 +50,16 @@ impl Fact {
     pub fn add_clip(facts: &mut Vec<Fact>, clip: Fact) {
         let Fact::Clip { tempo_mbpm, beat_align_nano, .. } = clip else { return };
         if facts.is_empty() {
-            facts.push(Fact::Clips { clips: 0, tempo_sum_mbpm: 0, score_sum_nano: 0, scored: 0 });
+            facts.push(Fact::Clips { clips: 0, tempo_sum_mbpm: 0, score_sum_nano: [0; 2], scored: [0; 2] });
         }
         if let Some(Fact::Clips { clips, tempo_sum_mbpm, score_sum_nano, scored }) = facts.first_mut() {
             *clips += 1;
             *tempo_sum_mbpm += tempo_mbpm;
-            if let Some(score) = beat_align_nano {
-                *score_sum_nano += score;
-                *scored += 1;
+            for way in 0..2 {
+                if let Some(score) = beat_align_nano[way] {
+                    score_sum_nano[way] += score;
+                    scored[way] += 1;
+                }
             }
         }
     }
@@ -65,7 +68,8 @@ impl Fact {
         Fact::Clip {
             clip: row.clip,
             tempo_mbpm: (row.tempo_bpm * 1e3).round() as i64,
-            beat_align_nano: row.beat_align_score.map(|s| (s * 1e9).round() as i64),
+            beat_align_nano: [row.beat_align_music_to_motion, row.beat_align_motion_to_music]
+                .map(|s| s.map(|s| (s * 1e9).round() as i64)),
         }
     }
 }
@@ -78,7 +82,8 @@ pub struct VideoStats {
     tempo_mbpm: Option<i64>,
     onsets: u64,
     visual_beats: u64,
-    beat_align_nano: Option<i64>,
+    /// Music → motion, motion → music.
+    beat_align_nano: [Option<i64>; 2],
 }
 
 impl VideoStats {
@@ -90,10 +95,10 @@ impl VideoStats {
             tempo_mbpm: None,
             onsets: 0,
             visual_beats: 0,
-            beat_align_nano: None,
+            beat_align_nano: [None; 2],
         };
         let mut has_media = false;
-        let (mut tempo_sum, mut score_sum, mut scored) = (0i128, 0i128, 0i128);
+        let (mut tempo_sum, mut score_sum, mut scored) = (0i128, [0i128; 2], [0i128; 2]);
         for (fact, count) in facts {
             if *count <= 0 {
                 continue;
@@ -114,16 +119,20 @@ impl VideoStats {
                     let times = *count as i128;
                     stats.clips += *clips * *count as u64;
                     tempo_sum += *tempo_sum_mbpm as i128 * times;
-                    score_sum += *score_sum_nano as i128 * times;
-                    scored += *n as i128 * times;
+                    for way in 0..2 {
+                        score_sum[way] += score_sum_nano[way] as i128 * times;
+                        scored[way] += n[way] as i128 * times;
+                    }
                 }
                 // Equal clips of different connections are one fact counted as many.
                 Fact::Clip { tempo_mbpm, beat_align_nano, .. } => {
                     stats.clips += *count as u64;
                     tempo_sum += *tempo_mbpm as i128 * *count as i128;
-                    if let Some(score) = beat_align_nano {
-                        score_sum += *score as i128 * *count as i128;
-                        scored += *count as i128;
+                    for way in 0..2 {
+                        if let Some(score) = beat_align_nano[way] {
+                            score_sum[way] += score as i128 * *count as i128;
+                            scored[way] += *count as i128;
+                        }
                     }
                 }
             }
@@ -131,8 +140,10 @@ impl VideoStats {
         if stats.clips > 0 {
             stats.tempo_mbpm = Some((tempo_sum / stats.clips as i128) as i64);
         }
-        if scored > 0 {
-            stats.beat_align_nano = Some((score_sum / scored) as i64);
+        for way in 0..2 {
+            if scored[way] > 0 {
+                stats.beat_align_nano[way] = Some((score_sum[way] / scored[way]) as i64);
+            }
         }
         has_media.then_some(stats)
     }
@@ -144,7 +155,8 @@ impl VideoStats {
             tempo_bpm: self.tempo_mbpm.map(|t| t as f64 / 1e3),
             onsets: self.onsets,
             visual_beats: self.visual_beats,
-            beat_align_score: self.beat_align_nano.map(|s| s as f64 / 1e9),
+            beat_align_music_to_motion: self.beat_align_nano[0].map(|s| s as f64 / 1e9),
+            beat_align_motion_to_music: self.beat_align_nano[1].map(|s| s as f64 / 1e9),
         }
     }
 }
@@ -174,12 +186,15 @@ pub fn facts_in_store(root: &std::path::Path) -> Result<Vec<(String, Fact)>, Sto
         let inputs = column("input").as_string::<i32>().clone();
         let clips = column("clip").as_primitive::<UInt32Type>().clone();
         let tempo = column("tempo_bpm").as_primitive::<Float64Type>().clone();
-        let score = column("beat_align_score").as_primitive::<Float64Type>().clone();
+        let scores = ["beat_align_music_to_motion", "beat_align_motion_to_music"]
+            .map(|name| column(name).as_primitive::<Float64Type>().clone());
         for i in 0..batch.num_rows() {
             let fact = Fact::Clip {
                 clip: clips.value(i),
                 tempo_mbpm: (tempo.value(i) * 1e3).round() as i64,
-                beat_align_nano: score.is_valid(i).then(|| (score.value(i) * 1e9).round() as i64),
+                beat_align_nano: scores
+                    .each_ref()
+                    .map(|score| score.is_valid(i).then(|| (score.value(i) * 1e9).round() as i64)),
             };
             facts.push((inputs.value(i).to_owned(), fact));
         }
