@@ -158,13 +158,24 @@ impl Warp {
         Some(hi)
     }
 
-    /// The slowest and fastest playback the warp asks of the dance between its anchors
-    /// (source seconds per output second; 1 is the original speed): the paper's fluency.
-    pub fn speed_range(&self) -> (f64, f64) {
-        let speeds = self.anchors.windows(2).map(|w| (w[1].1 - w[0].1) / (w[1].0 - w[0].0));
-        speeds.fold((1.0f64, 1.0f64), |(lo, hi), s| (lo.min(s), hi.max(s)))
+    /// The slowest and fastest playback of the dance over the output, in windows of `window_s`
+    /// (source seconds per output second; 1 is the dance's own speed, 0 a held frame): the
+    /// paper's fluency, as the viewer sees it.
+    pub fn speed_range(&self, window_s: f64) -> (f64, f64) {
+        let window = window_s.min(self.duration_s).max(1e-6);
+        let steps = ((self.duration_s - window) / (window / 2.0)).floor().max(0.0) as usize;
+        (0..=steps)
+            .map(|k| {
+                let t = k as f64 * window / 2.0;
+                (self.source_time(t + window) - self.source_time(t)) / window
+            })
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| (lo.min(s), hi.max(s)))
     }
 }
+
+/// The window [`Alignment`] measures playback speed over: long enough to span a rhythm
+/// point's interval, short enough to see a burst.
+pub const FLUENCY_WINDOW_S: f64 = 0.5;
 
 /// Keeps the anchors that move forward in both times (a path's one-to-one pairs).
 fn monotone(anchors: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
@@ -221,7 +232,8 @@ pub struct Alignment {
     pub beat_align_motion_to_music: Option<f64>,
     /// Music beats with a visual rhythm point within ±1 output frame.
     pub beats_hit: Option<f64>,
-    /// Slowest and fastest playback of the dance (1: its own speed).
+    /// Slowest and fastest playback of the dance over half-second windows (1: its own speed;
+    /// 0: a frame held).
     pub slowest: f64,
     pub fastest: f64,
 }
@@ -233,7 +245,7 @@ pub fn alignment(warp: &Warp, visual: &[f64], beats: &[f64], sigma_s: f64, frame
     let beats: Vec<f64> =
         beats.iter().map(|b| b - warp.music_offset_s).filter(|&b| (0.0..warp.duration_s).contains(&b)).collect();
     let hit = beats.iter().filter(|&&b| shown.iter().any(|&v| (v - b).abs() <= frame_s + 1e-9)).count();
-    let (slowest, fastest) = warp.speed_range();
+    let (slowest, fastest) = warp.speed_range(FLUENCY_WINDOW_S);
     Alignment {
         beat_align_music_to_motion: beat_align_music_to_motion(&beats, &shown, sigma_s),
         beat_align_motion_to_music: beat_align_motion_to_music(&shown, &beats, sigma_s),
@@ -267,8 +279,10 @@ mod tests {
             assert!((warp.source_time(*a) - v).abs() < 1e-12);
             assert!((warp.output_time(*v).unwrap() - a).abs() < 1e-9);
         }
-        // Half speed from 2.0 to 3.0 (0.5 s of dance over 1 s), 1.5× from 3.0 to 4.0.
-        assert_eq!(warp.speed_range(), (0.5, 1.5));
+        // Half speed from 2.0 to 3.0 (0.5 s of dance over 1 s), 1.5× from 3.0 to 4.0, in
+        // windows of a second; held at the dance's end, 5 s, from output 5.5 s.
+        assert_eq!(warp.speed_range(1.0), (0.5, 1.5));
+        assert_eq!(Warp { duration_s: 7.0, ..warp.clone() }.speed_range(1.0).0, 0.0);
         let scored = alignment(&warp, &visual, &music, 0.05, 0.125);
         assert_eq!((scored.beats_hit, scored.beat_align_music_to_motion), (Some(1.0), Some(1.0)));
     }
@@ -285,7 +299,7 @@ mod tests {
         // first point, 3.2 s, meets the music's, 0.5 s.
         assert_eq!((warp.duration_s, warp.music_offset_s), (4.0, 0.0));
         assert!((warp.source_time(0.5) - 3.2).abs() < 1e-12, "{warp:?}");
-        assert_eq!(warp.speed_range(), (1.0, 1.0));
+        assert_eq!(warp.speed_range(0.5), (1.0, 1.0));
         // The shift keeps every interval: all four music points meet a visual point.
         let scored = alignment(&warp, &visual, &music, 0.05, 0.125);
         assert_eq!(scored.beats_hit, Some(1.0));

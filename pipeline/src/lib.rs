@@ -20,6 +20,7 @@ pub mod graph;
 pub mod input;
 pub mod live;
 pub mod probe;
+pub mod retarget;
 pub mod retrieval;
 pub mod source;
 pub mod synth;

@@ -12,6 +12,7 @@ mod motion;
 mod music;
 mod probe;
 mod progress;
+mod retarget;
 mod retrieve;
 mod store;
 mod synth;
@@ -43,6 +44,7 @@ enum Command {
     Train(train::Args),
     Eval(eval::Args),
     Retrieve(retrieve::Args),
+    Retarget(retarget::Args),
     Store(store::Args),
     Info(info::Args),
 }
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Retrieve(args) => retrieve::run(args),
+        Command::Retarget(args) => retarget::run(args),
         Command::Store(args) => store::run(args),
         Command::Info(args) => info::run(args),
     };

@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use mudar_operators::motion::{FlowBackend, HoofParams, MotionTrack, VisualBeatParams};
-use mudar_pipeline::{ClipRule, MediaSource, Packet, Resize, SourceConfig, VideoFrame, VideoOutput};
+use mudar_operators::motion::{FlowBackend, HoofParams};
+use mudar_pipeline::retarget::track_motion;
+use mudar_pipeline::{ClipRule, MediaSource, Resize, SourceConfig, VideoOutput};
 use serde_json::json;
 
 use crate::flow::BackendArgs;
@@ -67,44 +68,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn analyze(input: &str, args: &Args, backend: &FlowBackend) -> anyhow::Result<String> {
-    let video = VideoOutput { width: args.size, height: args.size, fps: args.fps, resize: Resize::Stretch };
-    let video_only = SourceConfig { audio: None, video: Some(video), ..SourceConfig::default() };
-    let source = MediaSource::open(input, &video_only)?;
-    let span = args.clip.decode_span(source.duration());
-    let source = if span.is_some() { MediaSource::open(input, &SourceConfig { span, ..video_only })? } else { source };
-    let expected = span.map(|s| s.end - s.start).or(source.duration()).unwrap_or_default();
-    let bar = progress::bar((expected.as_secs_f64() * args.fps as f64).round() as u64, input.to_owned(), "frames");
-
+    let expected = MediaSource::open(
+        input,
+        &SourceConfig {
+            audio: None,
+            video: Some(VideoOutput { width: 8, height: 8, fps: args.fps, resize: Resize::Stretch }),
+            ..SourceConfig::default()
+        },
+    )?
+    .duration();
+    let span = args.clip.decode_span(expected).map(|s| s.end - s.start).or(expected).unwrap_or_default();
+    let bar = progress::bar((span.as_secs_f64() * args.fps as f64).round() as u64, input.to_owned(), "frames");
     let hoof_params = HoofParams { bins: args.bins, symmetric: args.symmetric, ..Default::default() };
-    let mut track = MotionTrack::new(hoof_params, VisualBeatParams::for_fps(args.fps as f64));
-    let mut times = Vec::new();
-    // The frames of the next batch, led by the last frame of the previous one.
-    let mut frames: Vec<VideoFrame> = Vec::with_capacity(args.batch + 1);
-    let size = args.size as usize;
-    let mut flush = |frames: &mut Vec<VideoFrame>| {
-        let pairs: Vec<(&[u8], &[u8])> = frames.windows(2).map(|w| (&w[0].rgb[..], &w[1].rgb[..])).collect();
-        for (flow, frame) in backend.flows(&pairs, size, size).iter().zip(&frames[..]) {
-            track.push(flow);
-            times.push(frame.pts.as_secs_f64());
-        }
-        bar.inc(pairs.len() as u64);
-        let last = frames.pop();
-        frames.clear();
-        frames.extend(last);
-    };
-    for packet in source {
-        if let Packet::Video(frame) = packet? {
-            frames.push(frame);
-            if frames.len() == args.batch + 1 {
-                flush(&mut frames);
-            }
-        }
-    }
-    if frames.len() > 1 {
-        flush(&mut frames);
-    }
+    let (track, times) =
+        track_motion(input, args.fps, args.size, hoof_params, backend, args.batch, args.clip, |n| bar.inc(n))
+            .map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();
-    anyhow::ensure!(!track.is_empty(), "{input}: fewer than two video frames, no motion to measure");
 
     let rhythm = track.finish();
     let beat_times: Vec<f64> = rhythm.beats.iter().map(|&t| times[t]).collect();
