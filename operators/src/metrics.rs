@@ -96,10 +96,10 @@ impl std::ops::Add for EventMatches {
 /// `average_precision_score` computes it: `AP = Σ_n (R_n − R_{n−1}) P_n` over the distinct
 /// scores from the highest down, where `P_n` and `R_n` are the precision and recall of taking
 /// every candidate scoring at least the n-th (candidates with equal scores enter together, so
-/// ties cost no order). `None` when no candidate is relevant.
+/// ties cost no order). `None` when no candidate is relevant, or a score is not finite.
 pub fn average_precision(scores: &[f64], relevant: &[bool]) -> Option<f64> {
     let positives = relevant.iter().filter(|&&r| r).count();
-    if positives == 0 {
+    if positives == 0 || scores.iter().any(|s| !s.is_finite()) {
         return None;
     }
     let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -152,6 +152,7 @@ mod tests {
         let (scores, relevant) = ([0.5, 0.5, 0.1], [false, true, true]);
         assert!((average_precision(&scores, &relevant).unwrap() - (0.5 * 0.5 + 0.5 * 2.0 / 3.0)).abs() < 1e-12);
         assert_eq!(average_precision(&[0.3, 0.2], &[false, false]), None);
+        assert_eq!(average_precision(&[f64::NAN, 0.2], &[true, false]), None);
         // Negative scores are scores like any other (raw cosines).
         assert_eq!(average_precision(&[-0.2, -0.9], &[true, false]), Some(1.0));
         let ranking = [2, 0, 1, 3];

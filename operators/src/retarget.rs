@@ -116,7 +116,7 @@ impl Warp {
             Pattern::Shift => shift(r),
             Pattern::Accelerate => {
                 let anchors = r.music.iter().zip(r.visual).map(|(&a, &v)| (a, v)).collect();
-                Warp { anchors: monotone(anchors), duration_s: r.music_s, music_offset_s: 0.0, source_s: r.dance_s }
+                Warp::through(monotone(anchors), r)
             }
             Pattern::Dtw => {
                 let distances = rhythm_distances(r.visual, r.music);
@@ -124,9 +124,17 @@ impl Warp {
                     Some(d) => d.path.iter().map(|&(i, j)| (r.music[j], r.visual[i])).collect(),
                     None => Vec::new(),
                 };
-                Warp { anchors: monotone(anchors), duration_s: r.music_s, music_offset_s: 0.0, source_s: r.dance_s }
+                Warp::through(monotone(anchors), r)
             }
         }
+    }
+
+    /// The warp through `anchors` over the music from its start, ending with the music or
+    /// where the dance runs out (at its own speed past the last anchor), whichever comes first:
+    /// never a frozen last frame under music that goes on.
+    fn through(anchors: Vec<(f64, f64)>, r: &Retarget<'_>) -> Warp {
+        let dance_ends = anchors.last().map_or(r.dance_s, |&(out, src)| out + (r.dance_s - src));
+        Warp { anchors, duration_s: r.music_s.min(dance_ends).max(0.0), music_offset_s: 0.0, source_s: r.dance_s }
     }
 
     /// The dance's time shown at output time `t`.
@@ -230,7 +238,7 @@ pub struct Alignment {
     /// Beat Align Score, music → motion (Bailando) and motion → music (AIST++/FACT).
     pub beat_align_music_to_motion: Option<f64>,
     pub beat_align_motion_to_music: Option<f64>,
-    /// Music beats with a visual rhythm point within ±1 output frame.
+    /// Music beats with a visual rhythm point within a frame (`frame_s`, the analysis rate's).
     pub beats_hit: Option<f64>,
     /// Slowest and fastest playback of the dance over half-second windows (1: its own speed;
     /// 0: a frame held).
@@ -280,8 +288,12 @@ mod tests {
             assert!((warp.output_time(*v).unwrap() - a).abs() < 1e-9);
         }
         // Half speed from 2.0 to 3.0 (0.5 s of dance over 1 s), 1.5× from 3.0 to 4.0, in
-        // windows of a second; held at the dance's end, 5 s, from output 5.5 s.
+        // windows of a second. The dance runs out at output 5.5 s, after the music.
         assert_eq!(warp.speed_range(1.0), (0.5, 1.5));
+        assert_eq!(warp.duration_s, 5.0);
+        let longer = Retarget { music_s: 9.0, ..r.clone() };
+        assert_eq!(Warp::new(Pattern::Accelerate, &longer).duration_s, 5.5);
+        // A warp asked to run past the dance holds its last frame: speed 0.
         assert_eq!(Warp { duration_s: 7.0, ..warp.clone() }.speed_range(1.0).0, 0.0);
         let scored = alignment(&warp, &visual, &music, 0.05, 0.125);
         assert_eq!((scored.beats_hit, scored.beat_align_music_to_motion), (Some(1.0), Some(1.0)));

@@ -5,9 +5,13 @@
 //! sound.
 //!
 //! The dance is read twice, front to back each time: once at the analysis
-//! rate and size for its motion, once at its own for the frames. A warp never
-//! goes backwards, so rendering holds one source frame at a time, however
-//! long the video.
+//! rate and size for its motion, once at its own for the frames; a warp never
+//! goes backwards, so rendering holds one source frame at a time, and the
+//! music is streamed into the output. What grows with the input: the motion
+//! track (a HOOF vector per analysed frame), the music decoded whole at the
+//! analysis rate for its beats (librosa's beat tracker sees the whole track:
+//! about 230 MB an hour at 16 kHz), and DTW's matrices (rhythm points of
+//! dance × music: 9 bytes a cell, 0.3 GB for an hour against an hour).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,7 +24,7 @@ use serde::Serialize;
 
 use crate::clip::ClipRule;
 use crate::probe::{ProbeOptions, probe};
-use crate::source::{MediaSource, Packet, Resize, SourceConfig, VideoFrame, VideoOutput, decode_audio};
+use crate::source::{AudioOutput, MediaSource, Packet, Resize, SourceConfig, VideoFrame, VideoOutput, decode_audio};
 
 /// The motion of a video at `fps` and `size`×`size` (as the model sees frames): its flow track
 /// and each entry's media time. Frames go through `backend` `batch` pairs at a time.
@@ -142,7 +146,8 @@ pub fn retarget(plan: &RetargetPlan, mut progress: impl FnMut(&str, u64, u64)) -
         },
     )?;
     let frame_s = 1.0 / plan.analysis_fps as f64;
-    let dance_s = info.duration_s.unwrap_or(times.last().copied().unwrap_or(0.0) + frame_s);
+    // The video's own length (its last frame's end), not the container's: the sound may run on.
+    let dance_s = times.last().copied().unwrap_or(0.0) + 2.0 * frame_s;
     let visual: Vec<f64> = track.finish().beats.iter().map(|&t| times[t]).collect();
 
     let (samples, _) =
@@ -195,18 +200,13 @@ fn render(
     let config = SourceConfig { audio: None, video: Some(output), ..SourceConfig::default() };
     let mut source = MediaSource::open(&plan.dance, &config).map_err(|e| e.to_string())?;
     let sr = plan.sample_rate;
-    let (music, _) = decode_audio(&plan.music, sr, ClipRule::Whole).map_err(|e| e.to_string())?;
-    let first = ((warp.music_offset_s * sr as f64).round() as usize).min(music.len());
-    let last = (((warp.music_offset_s + warp.duration_s) * sr as f64).round() as usize).min(music.len());
-    let music = &music[first..last];
-
+    let mut music = MusicStream::open(&plan.music, sr, warp.music_offset_s, warp.duration_s)?;
     let video = VideoParams { width, height, fps };
     let mut writer = MediaWriter::create(&plan.out, plan.format, Some(video), sr).map_err(|e| e.to_string())?;
     let frames = (warp.duration_s * fps as f64).floor().max(1.0) as u64;
     let at = |n: u64| Duration::from_nanos(n * 1_000_000_000 / fps as u64);
     let mut current: Option<VideoFrame> = None;
     let mut ended = false;
-    let mut written_audio = 0usize;
     for n in 0..frames {
         // The source frame whose time is nearest the warped time: read up to it.
         let want = warp.source_time(n as f64 / fps as f64);
@@ -222,19 +222,64 @@ fn render(
             return Err(format!("{}: no video frames", plan.dance));
         };
         // The sound up to the end of this frame first: muxers wait for the lagging track.
-        let audio_end = (((n + 1) * sr as u64).div_ceil(fps as u64) as usize).min(music.len());
-        if audio_end > written_audio {
-            let pts = Duration::from_secs_f64(written_audio as f64 / sr as f64);
-            writer.push_audio(&music[written_audio..audio_end], pts).map_err(|e| e.to_string())?;
-            written_audio = audio_end;
-        }
+        music.write_until(&mut writer, ((n + 1) * sr as u64).div_ceil(fps as u64))?;
         writer.push_video(&frame.rgb, at(n), at(n + 1) - at(n)).map_err(|e| e.to_string())?;
         progress("rendering", n + 1, frames);
     }
-    if written_audio < music.len() {
-        let pts = Duration::from_secs_f64(written_audio as f64 / sr as f64);
-        writer.push_audio(&music[written_audio..], pts).map_err(|e| e.to_string())?;
-    }
+    music.write_until(&mut writer, u64::MAX)?;
     writer.finish().map_err(|e| e.to_string())?;
     Ok(frames)
+}
+
+/// The music's stretch under the output, decoded as it is written.
+struct MusicStream {
+    source: MediaSource,
+    input: String,
+    /// Samples of the music to skip before the output's start, and the output's length.
+    skip: u64,
+    length: u64,
+    /// Decoded samples not written yet, and how many went out.
+    pending: Vec<f32>,
+    written: u64,
+    sample_rate: u32,
+}
+
+impl MusicStream {
+    fn open(input: &str, sample_rate: u32, offset_s: f64, duration_s: f64) -> Result<MusicStream, String> {
+        let config = SourceConfig { audio: Some(AudioOutput { sample_rate }), video: None, ..SourceConfig::default() };
+        Ok(MusicStream {
+            source: MediaSource::open(input, &config).map_err(|e| e.to_string())?,
+            input: input.to_owned(),
+            skip: (offset_s * sample_rate as f64).round() as u64,
+            length: (duration_s * sample_rate as f64).round() as u64,
+            pending: Vec::new(),
+            written: 0,
+            sample_rate,
+        })
+    }
+
+    /// Writes the output's sound up to sample `end` (or its end, or the music's).
+    fn write_until(&mut self, writer: &mut MediaWriter, end: u64) -> Result<(), String> {
+        let end = end.min(self.length);
+        while self.written + (self.pending.len() as u64) < end {
+            match self.source.next() {
+                Some(Ok(Packet::Audio(chunk))) => {
+                    let drop = self.skip.min(chunk.samples.len() as u64) as usize;
+                    self.skip -= drop as u64;
+                    self.pending.extend_from_slice(&chunk.samples[drop..]);
+                }
+                Some(Ok(Packet::Video(_))) => {}
+                Some(Err(e)) => return Err(format!("{}: {e}", self.input)),
+                None => break,
+            }
+        }
+        let take = (end.saturating_sub(self.written) as usize).min(self.pending.len());
+        if take > 0 {
+            let pts = Duration::from_secs_f64(self.written as f64 / self.sample_rate as f64);
+            writer.push_audio(&self.pending[..take], pts).map_err(|e| e.to_string())?;
+            self.pending.drain(..take);
+            self.written += take as u64;
+        }
+        Ok(())
+    }
 }

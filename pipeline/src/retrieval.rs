@@ -22,9 +22,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, UInt32Type};
 use arrow_array::{Array, RecordBatch};
 use mudar_operators::metrics::{average_precision, hit_at_k, precision_at_k};
-use mudar_operators::retrieval::{
-    embedding_similarity, hybrid_similarity, pooled_embedding, ranking, rhythm_similarity,
-};
+use mudar_operators::retrieval::{embedding_similarity, hybrid_similarity, pooled_embedding, rhythm_similarity};
 use mudar_operators::rhythm::{self, RhythmParams};
 use mudar_schemas::tables::{CLIPS, VIDEO_FRAMES};
 use serde::Serialize;
@@ -77,37 +75,32 @@ pub enum Cut {
 
 /// The store's dances as retrieval candidates: segments of `segment_s` seconds (a clip belongs
 /// to the segment its start lies in; a dance's last segment may be shorter), for the dances
-/// `cut` lets in (`None`: the dance is left out). `embedding_len` and `frames`: the model's
-/// values per clip embedding and frames per clip, to check the store holds that model's
-/// outputs; `fps` its frame rate. Segments without embeddings (clips the model did not see)
-/// are left out.
+/// `cut` lets in (`None`: the dance is left out). `embedding_dim` (E) and `embedding_len`
+/// (T·E): the model's, which must be the width of the store's embeddings; `fps` its frame
+/// rate. Clips without embeddings (files extracted without a model, clips the model could not
+/// take) are left out, and so are segments left without any.
 pub fn read_segments(
     store: &Path,
     segment_s: f64,
     fps: f64,
     embedding_dim: usize,
+    embedding_len: usize,
     cut: &dyn Fn(&DanceKey) -> Option<Cut>,
 ) -> Result<Vec<Segment>, String> {
     let mut sums: BTreeMap<(DanceKey, u32), (Vec<f32>, f64, f64)> = BTreeMap::new();
-    let mut checked = false;
     let columns = ["input", "connection", "start_s", "end_s", "visual_embedding"];
     scan(store, CLIPS, &columns, |batch| {
-        let Some(embeddings) = batch.column_by_name("visual_embedding") else {
-            return Err(format!(
-                "{}: its clips have no visual_embedding: extract the store with `mudar extract --model RUN_DIR`",
-                store.display()
-            ));
-        };
+        // A file written without a model has no embeddings: nothing to rank there.
+        let Some(embeddings) = batch.column_by_name("visual_embedding") else { return Ok(()) };
         let embeddings = embeddings.as_fixed_size_list();
         let width = embeddings.value_length() as usize;
-        if !checked && !width.is_multiple_of(embedding_dim) {
+        if width != embedding_len {
             return Err(format!(
-                "{}: its clip embeddings have {width} values, not a multiple of this model's {embedding_dim}: \
+                "{}: its clip embeddings have {width} values, this model's have {embedding_len}: \
                  the store was extracted with another model",
                 store.display()
             ));
         }
-        checked = true;
         let (inputs, connections) = (batch.column(0).as_string::<i32>(), connection_column(&batch));
         let starts = batch.column_by_name("start_s").expect("clips have start_s").as_primitive::<Float64Type>();
         let ends = batch.column_by_name("end_s").expect("clips have end_s").as_primitive::<Float64Type>();
@@ -139,9 +132,7 @@ pub fn read_segments(
     let mut rhythm: HashMap<(DanceKey, u32), BTreeSet<i64>> = HashMap::new();
     let columns = ["input", "connection", "time_s", "rhythm"];
     scan(store, VIDEO_FRAMES, &columns, |batch| {
-        let Some(decisions) = batch.column_by_name("rhythm") else {
-            return Err(format!("{}: its video_frames have no model rhythm column", store.display()));
-        };
+        let Some(decisions) = batch.column_by_name("rhythm") else { return Ok(()) };
         let decisions = decisions.as_boolean();
         let (inputs, connections) = (batch.column(0).as_string::<i32>(), connection_column(&batch));
         let times = batch.column_by_name("time_s").expect("frames have time_s").as_primitive::<Float64Type>();
@@ -276,15 +267,19 @@ pub struct Scores {
     pub hybrid: f64,
 }
 
-/// Scores every candidate for `query` (Eq. 21 with λ₃ = `lambda`), best first.
+/// Scores every candidate for `query` (Eq. 21 with λ₃ = `lambda`), best first. Equal hybrid
+/// scores (common at λ₃ = 0 or 1, where one similarity alone decides) are ordered by the other
+/// similarity, not by where the candidates happen to be in the store.
 pub fn rank(query: &MusicQuery, segments: &[Segment], lambda: f64) -> Vec<Scores> {
     let embedding: Vec<f64> = segments.iter().map(|s| embedding_similarity(&query.embedding, &s.embedding)).collect();
     let rhythm: Vec<f64> = segments.iter().map(|s| rhythm_similarity(&query.onsets, &s.rhythm)).collect();
     let hybrid = hybrid_similarity(&embedding, &rhythm, lambda);
-    ranking(&hybrid)
-        .into_iter()
+    let mut scores: Vec<Scores> = (0..segments.len())
         .map(|i| Scores { segment: i, embedding: embedding[i], rhythm: rhythm[i], hybrid: hybrid[i] })
-        .collect()
+        .collect();
+    let tie_break = |s: &Scores| s.embedding + s.rhythm;
+    scores.sort_by(|a, b| b.hybrid.total_cmp(&a.hybrid).then(tie_break(b).total_cmp(&tie_break(a))));
+    scores
 }
 
 /// Table 3's figures over a set of queries.

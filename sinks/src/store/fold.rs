@@ -5,14 +5,15 @@
 //! per large file), not with the number of windows ever committed.
 //!
 //! - A writer folds its own manifest (it holds the writer's lease, so nobody
-//!   appends meanwhile): when it opens, after each commit once a compaction
-//!   or removal has committed since it last looked, and the compactor folds
-//!   the manifests of writers no run holds.
+//!   appends meanwhile): when it opens, after a commit once a compaction or
+//!   removal has committed since it last folded all it could, and the
+//!   compactor folds the manifests of writers no run holds.
 //! - A line is dropped only when another manifest supersedes its segment and
 //!   none of its files is left in the table folders (the compaction's swap, or
 //!   the removal's deletions, are done): recovery then has nothing of it to
 //!   protect or roll back. The writer's last line always stays, so segment
-//!   numbers are never reused.
+//!   numbers are never reused, but emptied (no files, no inputs): an empty
+//!   line keeps nothing alive, so a chain of compactions above it can go.
 //! - A line that supersedes segments (a compaction's, a removal's) keeps only
 //!   the names some manifest still holds, and goes itself only once none is
 //!   left: else the segments it hides would count again.
@@ -30,42 +31,68 @@ use super::recover::manifest_files;
 use super::remove::REMOVER;
 use super::{StoreError, manifest_path, sync_dir};
 
+/// What folding a manifest did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Folded {
+    /// Lines dropped (or emptied, for the last).
+    pub dropped: usize,
+    /// Superseded lines kept because their files are still in the table folders (a
+    /// compaction between its commit and its swap): a later fold may drop them.
+    pub waiting: usize,
+}
+
 /// Folds `writer`'s manifest (the caller holds the writer's lease): drops its lines that a
 /// manifest supersedes and whose files are gone, and prunes from the lines it keeps the
-/// superseded segment names no manifest holds any more (see the module docs). Returns how many
-/// lines went.
-pub(super) fn fold_manifest(root: &Path, writer: &str) -> Result<usize, StoreError> {
+/// superseded segment names no manifest holds any more (see the module docs). The last line
+/// stays, as the floor of the writer's segment numbers, but emptied once it would go: an empty
+/// line holds nothing, so it keeps no line that supersedes it alive.
+pub(super) fn fold_manifest(root: &Path, writer: &str) -> Result<Folded, StoreError> {
     let path = manifest_path(root, writer);
     let own = Manifest::read(&path)?;
-    if own.entries.iter().all(|e| e.replaces.is_empty()) && own.entries.len() < 2 {
-        return Ok(0);
+    if own.entries.is_empty() {
+        return Ok(Folded::default());
     }
     let (mut present, mut superseded) = (BTreeSet::new(), BTreeSet::new());
     for manifest in manifest_files(root)? {
         for entry in Manifest::read(&manifest)?.entries {
-            present.insert(entry.segment);
+            if !(entry.files.is_empty() && entry.inputs.is_empty()) {
+                present.insert(entry.segment);
+            }
             superseded.extend(entry.replaces);
         }
     }
-    let last = own.entries.len().saturating_sub(1);
+    // A file whose presence cannot be told counts as there: dropping its line is what is unsafe.
+    let on_disk = |entry: &ManifestEntry| entry.files.iter().any(|f| root.join(&f.path).try_exists().unwrap_or(true));
+    let last = own.entries.len() - 1;
+    let mut folded = Folded::default();
     let mut kept = Vec::new();
     for (i, entry) in own.entries.iter().enumerate() {
+        let replaced = superseded.contains(&entry.segment);
         // A line that itself supersedes segments still listed somewhere must stay: without it
         // they would count again.
-        let gone = i != last
-            && superseded.contains(&entry.segment)
-            && entry.files.iter().all(|f| !root.join(&f.path).exists())
-            && entry.replaces.iter().all(|s| !present.contains(s));
-        if !gone {
-            let mut entry = entry.clone();
-            entry.replaces.retain(|s| present.contains(s));
-            kept.push(entry);
+        let empty = entry.files.is_empty() && entry.inputs.is_empty() && entry.replaces.is_empty();
+        let gone = (replaced && !on_disk(entry) && entry.replaces.iter().all(|s| !present.contains(s))) || empty;
+        let mut entry = entry.clone();
+        match (gone, i == last) {
+            (true, false) => {
+                folded.dropped += 1;
+                continue;
+            }
+            (true, true) if !empty => {
+                (entry.files, entry.inputs, entry.replaces) = (Vec::new(), Vec::new(), Vec::new());
+                folded.dropped += 1;
+            }
+            _ => {
+                folded.waiting += (replaced && !gone) as usize;
+                entry.replaces.retain(|s| present.contains(s));
+            }
         }
+        kept.push(entry);
     }
     if kept != own.entries {
         rewrite(&path, &kept)?;
     }
-    Ok(own.entries.len() - kept.len())
+    Ok(folded)
 }
 
 /// Folds the manifest of every writer no live run holds, the compactor's and remover's last
@@ -88,7 +115,7 @@ pub(super) fn fold_idle_manifests(root: &Path, holder: &Holder) -> Result<usize,
                 None => continue,
             },
         };
-        dropped += fold_manifest(root, &writer)?;
+        dropped += fold_manifest(root, &writer)?.dropped;
     }
     Ok(dropped)
 }

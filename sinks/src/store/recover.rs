@@ -216,7 +216,8 @@ pub fn read_manifests(root: &Path) -> Result<Vec<ManifestEntry>, StoreError> {
         entries.extend(Manifest::read(&path)?.entries);
     }
     let replaced = replaced_segments(&entries);
-    entries.retain(|e| !replaced.contains(&e.segment));
+    // Lines that commit nothing (a folded writer's last, see `fold`) are bookkeeping only.
+    entries.retain(|e| !replaced.contains(&e.segment) && !(e.files.is_empty() && e.inputs.is_empty()));
     entries.sort_by(|a, b| (&a.committed_at, &a.segment).cmp(&(&b.committed_at, &b.segment)));
     Ok(entries)
 }

@@ -926,7 +926,8 @@ fn compaction_keeps_manifests_short_however_many_windows() {
     drop(w);
     assert_eq!(manifest_line_count(root), 40);
     let report = compact(root, 1 << 20, 1000).unwrap();
-    assert_eq!(report.manifest_lines_folded, 39, "{report:?}");
+    // 39 lines dropped, the last emptied.
+    assert_eq!(report.manifest_lines_folded, 40, "{report:?}");
     // The writer's last line (the floor of its segment numbers), the compaction's.
     assert_eq!(manifest_line_count(root), 2);
     let live = read_manifests(root).unwrap();
@@ -957,8 +958,32 @@ fn compaction_keeps_manifests_short_however_many_windows() {
     assert_eq!(rows(root, "frames"), rows(reference.path(), "frames"));
     assert!(recover(root).unwrap().is_clean());
     // Segment names are never reused: a new run's rows land beside the rest.
-    let mut w = StoreWriter::open(root, "w0", &tables(), config).unwrap();
+    let mut w = StoreWriter::open(root, "w0", &tables(), config.clone()).unwrap();
     commit_windows(&mut w, 1, 0, 2, 5);
     drop(w);
     assert_eq!(rows(root, "frames").len(), 610 + 10);
+
+    // A writer that stopped for good keeps its last line, emptied: it holds no chain of
+    // compactions alive, round after round.
+    let mut w = StoreWriter::open(root, "w7", &tables(), config.clone()).unwrap();
+    commit_windows(&mut w, 2, 0, 3, 5);
+    drop(w);
+    for round in 0..6u32 {
+        let mut w = StoreWriter::open(root, "w0", &tables(), config.clone()).unwrap();
+        commit_windows(&mut w, 3, round * 50, 10, 5);
+        drop(w);
+        compact(root, 1 << 20, 1000).unwrap();
+        let dump = || {
+            std::fs::read_dir(root.join(MANIFEST_DIR))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+                .map(|p| format!("{}:\n{}", p.display(), std::fs::read_to_string(&p).unwrap()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(manifest_line_count(root) <= 4, "round {round}: {} lines\n{}", manifest_line_count(root), dump());
+    }
+    assert_eq!(rows(root, "frames").len(), 620 + 15 + 300);
+    assert!(recover(root).unwrap().is_clean());
 }

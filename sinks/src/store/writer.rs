@@ -171,7 +171,11 @@ impl StoreWriter {
 
         let lease = lease::lease(root, writer, &Holder::this_process())?;
         let recovery = recover_writer(root, writer)?;
-        fold::fold_manifest(root, writer)?;
+        {
+            // Files' presence decides the fold: not while a compaction swaps a folder in.
+            let _adding = TablesLock::shared(root)?;
+            fold::fold_manifest(root, writer)?;
+        }
         let next_seq = Manifest::read(&manifest_path(root, writer))?.next_seq();
         Ok(StoreWriter {
             root: root.to_owned(),
@@ -491,7 +495,13 @@ impl StoreWriter {
     /// the next superseding commit, and at the next open.
     fn fold_if_superseded(&mut self) {
         let seen = superseders_len(&self.root);
-        if seen != self.superseders_seen && fold::fold_manifest(&self.root, &self.name).is_ok() {
+        if seen == self.superseders_seen {
+            return;
+        }
+        // Lines waiting on a compaction's swap are folded at a later commit.
+        if let Ok(folded) = fold::fold_manifest(&self.root, &self.name)
+            && folded.waiting == 0
+        {
             self.superseders_seen = seen;
         }
     }

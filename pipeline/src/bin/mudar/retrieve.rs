@@ -74,9 +74,16 @@ impl CommonArgs {
 
     fn segments(&self, model: &TrainedModel, cut: &dyn Fn(&DanceKey) -> Option<Cut>) -> anyhow::Result<Vec<Segment>> {
         let config = model.config();
-        let segments =
-            retrieval::read_segments(&self.store, self.segment, config.fps, config.embedding_dim as usize, cut)
-                .map_err(anyhow::Error::msg)?;
+        check_model(&self.store, model)?;
+        let segments = retrieval::read_segments(
+            &self.store,
+            self.segment,
+            config.fps,
+            config.embedding_dim as usize,
+            config.embedding_len() as usize,
+            cut,
+        )
+        .map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
             !segments.is_empty(),
             "{}: no dance with a model's embeddings in this store",
@@ -86,15 +93,45 @@ impl CommonArgs {
     }
 }
 
-/// The rhythm settings the store was extracted with (its audio sample rate; the rest are
-/// librosa's defaults, as `mudar extract` uses them).
-fn store_rhythm(store: &Path) -> anyhow::Result<RhythmParams> {
+/// The configurations the store's inputs were extracted with, parsed.
+fn store_configs(store: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let configs = mudar_sinks::store::input_configs(store)
         .with_context(|| format!("{}: cannot read the store", store.display()))?;
-    let sr = configs
-        .values()
-        .find_map(|c| serde_json::from_str::<serde_json::Value>(c).ok()?["audio"]["sample_rate"].as_u64())
-        .unwrap_or(SpectrogramParams::default().sr as u64);
+    Ok(configs.values().filter_map(|c| serde_json::from_str(c).ok()).collect())
+}
+
+/// Refuses a store whose inputs were extracted with another checkpoint than `model`: their
+/// embeddings would be compared with the music's in spaces that have nothing in common.
+fn check_model(store: &Path, model: &TrainedModel) -> anyhow::Result<()> {
+    let ours = model.path.file_name().map(|n| n.to_string_lossy().into_owned());
+    for config in store_configs(store)? {
+        let Some(theirs) = config.get("model").filter(|m| !m.is_null()) else { continue };
+        let (name, step) = (theirs["checkpoint"].as_str(), theirs["step"].as_u64());
+        anyhow::ensure!(
+            name == ours.as_deref() && step == Some(model.info.step),
+            "{}: extracted with checkpoint {} (step {}), not {} (step {}): give the model the store was \
+             extracted with",
+            store.display(),
+            name.unwrap_or("?"),
+            step.map_or("?".to_owned(), |s| s.to_string()),
+            ours.as_deref().unwrap_or("?"),
+            model.info.step
+        );
+    }
+    Ok(())
+}
+
+/// The rhythm settings the store was extracted with (its audio sample rate, which must be one;
+/// the rest are librosa's defaults, as `mudar extract` uses them).
+fn store_rhythm(store: &Path) -> anyhow::Result<RhythmParams> {
+    let rates: BTreeSet<u64> =
+        store_configs(store)?.iter().filter_map(|c| c["audio"]["sample_rate"].as_u64()).collect();
+    anyhow::ensure!(
+        rates.len() <= 1,
+        "{}: its inputs were extracted at several sample rates ({rates:?}): retrieval compares one",
+        store.display()
+    );
+    let sr = rates.into_iter().next().unwrap_or(SpectrogramParams::default().sr as u64);
     Ok(RhythmParams {
         spectrogram: SpectrogramParams { sr: sr as u32, ..SpectrogramParams::default() },
         ..RhythmParams::default()

@@ -61,6 +61,7 @@ fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
                 "files_after": done.files_after,
                 "bytes": done.bytes,
                 "manifest_lines_folded": done.manifest_lines_folded,
+                "fold_error": done.fold_error,
             })
         );
     } else {
@@ -75,6 +76,9 @@ fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
             done.bytes as f64 / (1 << 20) as f64,
             done.manifest_lines_folded
         );
+        if let Some(e) = &done.fold_error {
+            eprintln!("mudar store compact: the manifests were not folded ({e}); the next compaction tries again");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
