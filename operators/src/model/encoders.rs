@@ -252,11 +252,11 @@ mod tests {
         // New timbre and tempogram, the same beats and onset envelope.
         let other = audio.copy();
         let noise = pattern(1.91);
-        let _ = other.narrow(2, 0, mel_bands).copy_(&noise.narrow(2, 0, mel_bands));
-        let _ = other.narrow(2, mel_bands + 2, lags).copy_(&noise.narrow(2, mel_bands + 2, lags));
+        other.narrow(2, 0, mel_bands).copy_(&noise.narrow(2, 0, mel_bands));
+        other.narrow(2, mel_bands + 2, lags).copy_(&noise.narrow(2, mel_bands + 2, lags));
         assert!(same(&base, &embed(&other)), "the mel bands or the tempogram changed the embedding");
         let onsets_moved = audio.copy();
-        let _ = onsets_moved.narrow(2, mel_bands + 1, 1).copy_(&audio.narrow(2, mel_bands + 1, 1).flip([1]));
+        onsets_moved.narrow(2, mel_bands + 1, 1).copy_(&audio.narrow(2, mel_bands + 1, 1).flip([1]));
         assert!(!same(&base, &embed(&onsets_moved)), "the onset envelope, frame by frame, makes the embedding");
         let full_config = ModelConfig { audio_input: AudioStreamInput::Full, ..ModelConfig::tiny() };
         let full = AudioEncoder::new(&(vs.root() / "full"), &full_config);

@@ -217,7 +217,7 @@ pub fn read_manifests(root: &Path) -> Result<Vec<ManifestEntry>, StoreError> {
     }
     let replaced = replaced_segments(&entries);
     // Lines that commit nothing (a folded writer's last, see `fold`) are bookkeeping only.
-    entries.retain(|e| !replaced.contains(&e.segment) && !(e.files.is_empty() && e.inputs.is_empty()));
+    entries.retain(|e| !(replaced.contains(&e.segment) || e.files.is_empty() && e.inputs.is_empty()));
     entries.sort_by(|a, b| (&a.committed_at, &a.segment).cmp(&(&b.committed_at, &b.segment)));
     Ok(entries)
 }
