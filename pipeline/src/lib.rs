@@ -13,6 +13,7 @@
 //! - [`train`]: self-supervised MuDaR training from the same graph.
 //! - [`live`]: live feeds that reconnect themselves, and the run's metrics.
 
+pub mod classify;
 pub mod clip;
 pub mod error;
 pub mod extract;

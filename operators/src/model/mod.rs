@@ -16,6 +16,7 @@
 
 pub mod attention;
 pub mod checkpoint;
+pub mod classifier;
 pub mod config;
 pub mod encoders;
 pub mod estimator;

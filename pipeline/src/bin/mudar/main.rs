@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod classify;
 mod eval;
 mod extract;
 mod flow;
@@ -44,6 +45,7 @@ enum Command {
     Train(train::Args),
     Eval(eval::Args),
     Retrieve(retrieve::Args),
+    Classify(classify::Args),
     Retarget(retarget::Args),
     Store(store::Args),
     Info(info::Args),
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Retrieve(args) => retrieve::run(args),
+        Command::Classify(args) => classify::run(args),
         Command::Retarget(args) => retarget::run(args),
         Command::Store(args) => store::run(args),
         Command::Info(args) => info::run(args),
