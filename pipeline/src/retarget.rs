@@ -26,18 +26,28 @@ use crate::clip::ClipRule;
 use crate::probe::{ProbeOptions, probe};
 use crate::source::{AudioOutput, MediaSource, Packet, Resize, SourceConfig, VideoFrame, VideoOutput, decode_audio};
 
-/// The motion of a video at `fps` and `size`×`size` (as the model sees frames): its flow track
-/// and each entry's media time. Frames go through `backend` `batch` pairs at a time.
+/// How a video's motion is analysed.
+#[derive(Clone, Copy, Debug)]
+pub struct MotionAnalysis {
+    /// Frame rate and side of the square frames (as the model sees them).
+    pub fps: u32,
+    pub size: u32,
+    pub hoof: HoofParams,
+    /// Frame pairs the flow backend takes at once.
+    pub batch: usize,
+    /// The part of the video analysed.
+    pub clip: ClipRule,
+}
+
+/// The motion of a video as `analysis` says: its flow track and each entry's media time.
+/// `progress` hears of each batch's pairs.
 pub fn track_motion(
     input: &str,
-    fps: u32,
-    size: u32,
-    hoof: HoofParams,
+    analysis: &MotionAnalysis,
     backend: &FlowBackend,
-    batch: usize,
-    clip: ClipRule,
     mut progress: impl FnMut(u64),
 ) -> Result<(MotionTrack, Vec<f64>), String> {
+    let MotionAnalysis { fps, size, hoof, batch, clip } = *analysis;
     let video = VideoOutput { width: size, height: size, fps, resize: Resize::Stretch };
     let video_only = SourceConfig { audio: None, video: Some(video), ..SourceConfig::default() };
     let source = MediaSource::open(input, &video_only).map_err(|e| e.to_string())?;
@@ -132,19 +142,17 @@ pub fn retarget(plan: &RetargetPlan, mut progress: impl FnMut(&str, u64, u64)) -
 
     let expected = info.duration_s.map_or(0, |d| (d * plan.analysis_fps as f64).round() as u64);
     let mut analysed = 0;
-    let (track, times) = track_motion(
-        &plan.dance,
-        plan.analysis_fps,
-        plan.analysis_size,
-        HoofParams::default(),
-        &plan.backend,
-        8,
-        ClipRule::Whole,
-        |n| {
-            analysed += n;
-            progress("analysing the dance", analysed, expected)
-        },
-    )?;
+    let analysis = MotionAnalysis {
+        fps: plan.analysis_fps,
+        size: plan.analysis_size,
+        hoof: HoofParams::default(),
+        batch: 8,
+        clip: ClipRule::Whole,
+    };
+    let (track, times) = track_motion(&plan.dance, &analysis, &plan.backend, |n| {
+        analysed += n;
+        progress("analysing the dance", analysed, expected)
+    })?;
     let frame_s = 1.0 / plan.analysis_fps as f64;
     // The video's own length (its last frame's end), not the container's: the sound may run on.
     let dance_s = times.last().copied().unwrap_or(0.0) + 2.0 * frame_s;

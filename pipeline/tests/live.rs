@@ -284,7 +284,7 @@ fn a_live_feed_is_committed_window_by_window_and_restarts_append() {
 
     let tables = read_store(&store);
     let frames = tables["video_frames"].as_array().unwrap();
-    let mut stamps: Vec<String> = frames.iter().map(|r| capture(r)).collect();
+    let mut stamps: Vec<String> = frames.iter().map(capture).collect();
     let total = stamps.len();
     stamps.sort();
     stamps.dedup();

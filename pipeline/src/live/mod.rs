@@ -96,7 +96,8 @@ enum State {
     /// An attempt runs in the background.
     Connecting(Attempt),
     Up {
-        source: MediaSource,
+        /// Boxed: a source is large beside the other states.
+        source: Box<MediaSource>,
         stream: StreamId,
     },
     /// Down, trying again at this instant.
@@ -322,14 +323,14 @@ impl Feed {
         self.sender_clock_known = false;
         out(FeedOutput::Connected { stream, opened });
         out(FeedOutput::Event(event));
-        self.state = State::Up { source, stream };
+        self.state = State::Up { source: Box::new(source), stream };
     }
 
     /// The connection (if up) is gone, or an attempt failed: close its stream, record why,
     /// and wait to try again — or give up.
     fn lost(
         &mut self,
-        up: Option<(MediaSource, StreamId)>,
+        up: Option<(Box<MediaSource>, StreamId)>,
         error: Option<MediaError>,
         what: &str,
         out: &mut dyn FnMut(FeedOutput),

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use mudar_operators::motion::{FlowBackend, HoofParams};
-use mudar_pipeline::retarget::track_motion;
+use mudar_pipeline::retarget::{MotionAnalysis, track_motion};
 use mudar_pipeline::{ClipRule, MediaSource, Resize, SourceConfig, VideoOutput};
 use serde_json::json;
 
@@ -79,10 +79,14 @@ fn analyze(input: &str, args: &Args, backend: &FlowBackend) -> anyhow::Result<St
     .duration();
     let span = args.clip.decode_span(expected).map(|s| s.end - s.start).or(expected).unwrap_or_default();
     let bar = progress::bar((span.as_secs_f64() * args.fps as f64).round() as u64, input.to_owned(), "frames");
-    let hoof_params = HoofParams { bins: args.bins, symmetric: args.symmetric, ..Default::default() };
-    let (track, times) =
-        track_motion(input, args.fps, args.size, hoof_params, backend, args.batch, args.clip, |n| bar.inc(n))
-            .map_err(anyhow::Error::msg)?;
+    let analysis = MotionAnalysis {
+        fps: args.fps,
+        size: args.size,
+        hoof: HoofParams { bins: args.bins, symmetric: args.symmetric, ..Default::default() },
+        batch: args.batch,
+        clip: args.clip,
+    };
+    let (track, times) = track_motion(input, &analysis, backend, |n| bar.inc(n)).map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();
 
     let rhythm = track.finish();
