@@ -12,9 +12,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, UInt32Type};
-use arrow_array::{Array, RecordBatch};
 use mudar_operators::model::classifier::{ClassifierConfig, DanceClassifier};
 use mudar_schemas::tables::{CLIPS, VIDEO_FRAMES};
 use rand::SeedableRng;
@@ -22,6 +22,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
+
+use crate::store_read::scan_table;
 
 /// One clip's inputs to the classifier.
 #[derive(Clone, Debug)]
@@ -49,7 +51,7 @@ pub fn read_clip_features(
     // Input → (clip start, index into `clips`), to place frame rows.
     let mut starts: HashMap<String, Vec<(f64, usize)>> = HashMap::new();
     let columns = ["input", "clip", "start_s", "onset_times", "visual_embedding", "audio_embedding"];
-    scan(store, CLIPS, &columns, |batch| {
+    scan_table(store, CLIPS, &columns, |batch| {
         let (Some(visual), Some(audio)) =
             (batch.column_by_name("visual_embedding"), batch.column_by_name("audio_embedding"))
         else {
@@ -97,7 +99,7 @@ pub fn read_clip_features(
         Ok(())
     })?;
     let clip_s = frames as f64 / fps;
-    scan(store, VIDEO_FRAMES, &["input", "time_s", "rhythm"], |batch| {
+    scan_table(store, VIDEO_FRAMES, &["input", "time_s", "rhythm"], |batch| {
         let Some(decisions) = batch.column_by_name("rhythm") else { return Ok(()) };
         let decisions = decisions.as_boolean();
         let inputs = batch.column(0).as_string::<i32>();
@@ -118,23 +120,6 @@ pub fn read_clip_features(
         Ok(())
     })?;
     Ok(clips)
-}
-
-/// [`mudar_sinks::store::scan_committed`] with errors as messages.
-fn scan(
-    store: &Path,
-    table: &str,
-    columns: &[&str],
-    mut each: impl FnMut(RecordBatch) -> Result<(), String>,
-) -> Result<(), String> {
-    struct Message(String);
-    impl From<mudar_sinks::store::StoreError> for Message {
-        fn from(e: mudar_sinks::store::StoreError) -> Message {
-            Message(e.to_string())
-        }
-    }
-    mudar_sinks::store::scan_committed(store, table, Some(columns), |batch| each(batch).map_err(Message))
-        .map_err(|Message(e)| e)
 }
 
 /// The videos of each part of the Let's Dance protocol.

@@ -23,6 +23,12 @@ pub fn to_uri(input: &str) -> Result<String, MediaError> {
         .map_err(|e| ErrorKind::Unreadable(e.to_string()).at(input))
 }
 
+/// A path as a key to compare inputs by: the file itself (its canonical path) where it exists,
+/// else the text as given.
+pub fn file_key(input: &str) -> String {
+    std::fs::canonicalize(input).map_or_else(|_| input.to_owned(), |p| p.display().to_string())
+}
+
 /// Whether `input` looks like `scheme://…` rather than a path.
 pub fn is_uri(input: &str) -> bool {
     match input.split_once("://") {

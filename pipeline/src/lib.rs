@@ -24,6 +24,7 @@ pub mod probe;
 pub mod retarget;
 pub mod retrieval;
 pub mod source;
+mod store_read;
 pub mod synth;
 pub mod train;
 

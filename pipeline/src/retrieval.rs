@@ -30,6 +30,7 @@ use tch::{Kind, Tensor};
 
 use crate::clip::ClipRule;
 use crate::source::decode_audio;
+use crate::store_read::scan_table;
 use crate::train::clips::clip_audio_input;
 use crate::train::trained::TrainedModel;
 
@@ -89,7 +90,7 @@ pub fn read_segments(
 ) -> Result<Vec<Segment>, String> {
     let mut sums: BTreeMap<(DanceKey, u32), (Vec<f32>, f64, f64)> = BTreeMap::new();
     let columns = ["input", "connection", "start_s", "end_s", "visual_embedding"];
-    scan(store, CLIPS, &columns, |batch| {
+    scan_table(store, CLIPS, &columns, |batch| {
         // A file written without a model has no embeddings: nothing to rank there.
         let Some(embeddings) = batch.column_by_name("visual_embedding") else { return Ok(()) };
         let embeddings = embeddings.as_fixed_size_list();
@@ -131,7 +132,7 @@ pub fn read_segments(
 
     let mut rhythm: HashMap<(DanceKey, u32), BTreeSet<i64>> = HashMap::new();
     let columns = ["input", "connection", "time_s", "rhythm"];
-    scan(store, VIDEO_FRAMES, &columns, |batch| {
+    scan_table(store, VIDEO_FRAMES, &columns, |batch| {
         let Some(decisions) = batch.column_by_name("rhythm") else { return Ok(()) };
         let decisions = decisions.as_boolean();
         let (inputs, connections) = (batch.column(0).as_string::<i32>(), connection_column(&batch));
@@ -159,23 +160,6 @@ pub fn read_segments(
             Some(Segment { dance, index, start_s, end_s, embedding, rhythm })
         })
         .collect())
-}
-
-/// [`mudar_sinks::store::scan_committed`] with errors as messages naming the store.
-fn scan(
-    store: &Path,
-    table: &str,
-    columns: &[&str],
-    mut each: impl FnMut(RecordBatch) -> Result<(), String>,
-) -> Result<(), String> {
-    struct Message(String);
-    impl From<mudar_sinks::store::StoreError> for Message {
-        fn from(e: mudar_sinks::store::StoreError) -> Message {
-            Message(e.to_string())
-        }
-    }
-    mudar_sinks::store::scan_committed(store, table, Some(columns), |batch| each(batch).map_err(Message))
-        .map_err(|Message(e)| e)
 }
 
 /// The `connection` column of a batch, read row by row (null, or absent in old stores: `None`).

@@ -124,11 +124,6 @@ fn extract(inputs: &[String], store: &Path, model: &Path) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// A path as a key to compare videos by: the file itself where it exists.
-fn same_file_key(path: &str) -> String {
-    std::fs::canonicalize(path).map_or_else(|_| path.to_owned(), |p| p.display().to_string())
-}
-
 /// Each input's label: from the CSV (`path,label`, paths relative to it) or its folder's name.
 fn labels(inputs: &[String], csv_path: Option<&Path>) -> anyhow::Result<HashMap<String, String>> {
     let Some(csv_path) = csv_path else {
@@ -159,12 +154,12 @@ fn labels(inputs: &[String], csv_path: Option<&Path>) -> anyhow::Result<HashMap<
             anyhow::bail!("{}: row {} has no path or label", csv_path.display(), line + 2);
         };
         let p = if Path::new(p.trim()).is_absolute() { PathBuf::from(p.trim()) } else { base.join(p.trim()) };
-        by_file.insert(same_file_key(&p.display().to_string()), l.trim().to_owned());
+        by_file.insert(mudar_pipeline::input::file_key(&p.display().to_string()), l.trim().to_owned());
     }
     let mut out = HashMap::new();
     for input in inputs {
         let label = by_file
-            .get(&same_file_key(input))
+            .get(&mudar_pipeline::input::file_key(input))
             .with_context(|| format!("{input}: no label in {}", csv_path.display()))?;
         out.insert(input.clone(), label.clone());
     }

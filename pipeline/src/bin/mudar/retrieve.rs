@@ -289,21 +289,17 @@ fn read_queries(path: &Path) -> anyhow::Result<BTreeMap<String, BTreeSet<String>
     Ok(queries)
 }
 
-/// A path as a key to compare dances by: the file itself where it exists.
-fn same_file_key(path: &str) -> String {
-    std::fs::canonicalize(path).map_or_else(|_| path.to_owned(), |p| p.display().to_string())
-}
-
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     args.common.check()?;
     let queries = read_queries(&args.queries)?;
     let model = args.common.model()?;
     let rhythm = store_rhythm(&args.common.store)?;
-    let labelled: HashSet<String> = queries.values().flatten().map(|d| same_file_key(d)).collect();
-    let cut =
-        |dance: &DanceKey| Some(if labelled.contains(&same_file_key(&dance.input)) { Cut::First } else { Cut::All });
+    let labelled: HashSet<String> = queries.values().flatten().map(|d| mudar_pipeline::input::file_key(d)).collect();
+    let cut = |dance: &DanceKey| {
+        Some(if labelled.contains(&mudar_pipeline::input::file_key(&dance.input)) { Cut::First } else { Cut::All })
+    };
     let segments = args.common.segments(&model, &cut)?;
-    let in_store: HashSet<String> = segments.iter().map(|s| same_file_key(&s.dance.input)).collect();
+    let in_store: HashSet<String> = segments.iter().map(|s| mudar_pipeline::input::file_key(&s.dance.input)).collect();
     let missing: Vec<&String> = labelled.iter().filter(|d| !in_store.contains(*d)).collect();
     anyhow::ensure!(
         missing.is_empty(),
@@ -316,8 +312,9 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut prepared: Vec<(MusicQuery, Vec<bool>)> = Vec::new();
     for (music, dances) in &queries {
         let query = retrieval::music_query(music, &model, &rhythm).map_err(anyhow::Error::msg)?;
-        let dances: HashSet<String> = dances.iter().map(|d| same_file_key(d)).collect();
-        let relevant = segments.iter().map(|s| dances.contains(&same_file_key(&s.dance.input))).collect();
+        let dances: HashSet<String> = dances.iter().map(|d| mudar_pipeline::input::file_key(d)).collect();
+        let relevant =
+            segments.iter().map(|s| dances.contains(&mudar_pipeline::input::file_key(&s.dance.input))).collect();
         prepared.push((query, relevant));
     }
     let queries: Vec<(&MusicQuery, Vec<bool>)> = prepared.iter().map(|(q, r)| (q, r.clone())).collect();
